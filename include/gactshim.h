@@ -1,0 +1,70 @@
+/* gactshim.h: public API of libgactshim — the activation codec and the process statistics. */
+#ifndef GACTSHIM_H
+#define GACTSHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(GS_BUILDING_LIBRARY)
+#define GS_API __attribute__((visibility("default")))
+#else
+#define GS_API
+#endif
+
+#define GS_VERSION_MAJOR 0
+#define GS_VERSION_MINOR 1
+
+/* Every function returns 0 on success or a negative errno; none aborts the process. */
+
+/* Element types the codec accepts. The numeric values are part of the format (kernels/FORMAT.md). */
+typedef enum gs_dtype {
+  GS_DTYPE_F32 = 0,
+  GS_DTYPE_F16 = 1,
+  GS_DTYPE_BF16 = 2,
+  GS_DTYPE_BOOL = 3, /* lossless 1-bit path */
+} gs_dtype;
+
+/* What to compress and how. */
+typedef struct gs_codec_params {
+  uint64_t n;         /* number of elements */
+  gs_dtype dtype;
+  unsigned bits;      /* 1..8; ignored for GS_DTYPE_BOOL (always 1, lossless) */
+  uint32_t group;     /* elements per group: a multiple of 32, 32..65536 */
+  uint64_t seed;      /* stochastic-rounding key, with tensor_id */
+  uint64_t tensor_id; /* distinct per compressed tensor */
+} gs_codec_params;
+
+/* Bytes the compressed form of p takes, header included; 0 if p is invalid. */
+GS_API size_t gs_codec_size(const gs_codec_params *p);
+
+/* 0 if p is valid, else -EINVAL. */
+GS_API int gs_codec_validate(const gs_codec_params *p);
+
+/* CPU twin. compress: src holds p->n elements of p->dtype; dst holds gs_codec_size(p) bytes.
+ * Returns 0, -EINVAL (bad parameters), or -ERANGE when a group holds a non-finite value
+ * (dst is then fully written, with those groups marked non-finite; see FORMAT.md). nthreads <= 0
+ * chooses by size. */
+GS_API int gs_compress_cpu(const gs_codec_params *p, const void *src, void *dst, int nthreads);
+
+/* CPU twin. decompress: src is a buffer written by either compressor (src_bytes long); dst
+ * receives n elements of the dtype recorded in the header. Returns 0 or -EINVAL (bad or
+ * truncated buffer, or n/dtype not matching expect, when expect is not NULL). */
+GS_API int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst,
+                             const gs_codec_params *expect, int nthreads);
+
+/* GPU kernels, launched through the CUDA Driver API on `stream` (a CUstream) in the calling
+ * thread's current context. Asynchronous: no host synchronization, no allocation.
+ * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context. */
+GS_API int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
+                           void *stream);
+GS_API int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
+                             void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

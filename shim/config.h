@@ -1,0 +1,45 @@
+/* config.h: the GACTSHIM_* environment variables, parsed and validated once at load. */
+#ifndef GS_CONFIG_H
+#define GS_CONFIG_H
+
+#include "common.h"
+
+typedef enum gs_policy_kind {
+  GS_POLICY_FIXED = 0,
+  GS_POLICY_OFF,
+} gs_policy_kind;
+
+typedef enum gs_log_level {
+  GS_LOG_ERROR = 0,
+  GS_LOG_WARN,
+  GS_LOG_INFO,
+  GS_LOG_DEBUG,
+} gs_log_level;
+
+#define GS_PATH_MAX 4096
+
+typedef struct gs_config {
+  bool disable;            /* GACTSHIM_DISABLE=1: pure pass-through */
+  unsigned bits;           /* GACTSHIM_BITS: 1..8 compress; 16 or 32 keep */
+  gs_policy_kind policy;   /* GACTSHIM_POLICY */
+  uint64_t min_bytes;      /* GACTSHIM_MIN_BYTES: smaller saved tensors are kept */
+  uint32_t group;          /* GACTSHIM_GROUP: elements per quantization group */
+  uint64_t seed;           /* GACTSHIM_SEED: stochastic-rounding seed */
+  char stats_path[GS_PATH_MAX]; /* GACTSHIM_STATS: JSON written at exit; empty = none */
+  gs_log_level log;        /* GACTSHIM_LOG */
+  bool quiet;              /* GACTSHIM_QUIET=1: no summary line at exit */
+} gs_config;
+
+/* Fills *out with the defaults. */
+void gs__config_defaults(gs_config *out);
+
+/* Parses every GACTSHIM_* entry of envp (a NULL-terminated "NAME=value" array) into *out, which
+ * starts from the defaults. Returns 0, or -EINVAL with one line in err naming the variable, the
+ * value and what is accepted. Pure: no I/O, no globals. */
+int gs__config_parse(char *const *envp, gs_config *out, char *err, size_t errlen);
+
+/* The process's configuration. Written once by the constructor before any hook can run, read-only
+ * afterwards, so readers need no lock. */
+extern gs_config gs__cfg;
+
+#endif

@@ -1,0 +1,43 @@
+/* stats.h: process-wide counters, the summary line and the GACTSHIM_STATS JSON written at exit. */
+#ifndef GS_STATS_H
+#define GS_STATS_H
+
+#include "common.h"
+
+/* Why a saved tensor was not compressed. The names (gs__skip_name) are the keys of the JSON's
+ * "skipped" object. */
+typedef enum gs_skip_reason {
+  GS_SKIP_PARAM = 0,  /* a leaf that requires grad (parameters) */
+  GS_SKIP_SMALL,      /* under GACTSHIM_MIN_BYTES */
+  GS_SKIP_DTYPE,      /* not a floating type the codec takes */
+  GS_SKIP_DUPLICATE,  /* the same tensor already packed: shares that handle */
+  GS_SKIP_POLICY,     /* the policy chose to keep it */
+  GS_SKIP_LAYOUT,     /* sparse, quantized, meta or other unsupported layout */
+  GS_SKIP_NONFINITE,  /* a group held Inf or NaN (CPU path: kept exact) */
+  GS_SKIP_ERROR,      /* something failed inside the shim: kept exact (fail-open) */
+  GS_SKIP__COUNT
+} gs_skip_reason;
+
+const char *gs__skip_name(gs_skip_reason r);
+
+/* Counters, updated with relaxed atomics from any thread. */
+typedef struct gs_stats {
+  uint64_t allocs, frees, alloc_bytes;
+  uint64_t packed, compressed, unpacked;
+  uint64_t bytes_original, bytes_compressed;
+  uint64_t skipped[GS_SKIP__COUNT];
+} gs_stats;
+
+/* The process's counters. Global because every hook in every thread adds to them; atomics only. */
+extern gs_stats gs__stats;
+
+#define gs__stat_add(field, v) __atomic_fetch_add(&gs__stats.field, (uint64_t)(v), __ATOMIC_RELAXED)
+#define gs__stat_skip(reason) gs__stat_add(skipped[(reason)], 1)
+
+/* Writes the stats JSON to path atomically (temp file + rename). 0 or -errno. */
+int gs__stats_write_json(const char *path);
+
+/* The one summary line printed on stderr at exit (unless GACTSHIM_QUIET=1), into buf. */
+int gs__stats_summary(char *buf, size_t len);
+
+#endif
