@@ -38,6 +38,9 @@ void gs__config_defaults(gs_config *out);
  * value and what is accepted. Pure: no I/O, no globals. */
 int gs__config_parse(char *const *envp, gs_config *out, char *err, size_t errlen);
 
+/* Parses a byte count ("12GiB", "512MB", "64K", "4096"): 0 or -EINVAL. */
+int gs__parse_bytes(const char *v, uint64_t *out);
+
 /* The process's configuration. Written once by the constructor before any hook can run, read-only
  * afterwards, so readers need no lock. */
 extern gs_config gs__cfg;

@@ -1,0 +1,120 @@
+/* stats.c: process-wide counters, the exit summary line and the GACTSHIM_STATS JSON. */
+#include "stats.h"
+
+#include "config.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Global because every hook in every thread adds to it; relaxed atomics only. */
+gs_stats gs__stats;
+
+static const char *const gs__skip_names[GS_SKIP__COUNT] = {
+  [GS_SKIP_PARAM] = "param",       [GS_SKIP_SMALL] = "small",   [GS_SKIP_DTYPE] = "dtype",
+  [GS_SKIP_DUPLICATE] = "duplicate", [GS_SKIP_POLICY] = "policy", [GS_SKIP_LAYOUT] = "layout",
+  [GS_SKIP_NONFINITE] = "nonfinite", [GS_SKIP_ERROR] = "error",
+};
+
+const char *gs__skip_name(gs_skip_reason r) {
+  return (unsigned)r < GS_SKIP__COUNT ? gs__skip_names[r] : "unknown";
+}
+
+static uint64_t gs__get(const uint64_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
+
+/* Appends to buf at *off, never past len; returns false once the buffer is full. */
+static bool gs__append(char *buf, size_t len, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool gs__append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
+  if (*off >= len) return false;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf + *off, len - *off, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= len - *off) {
+    *off = len;
+    return false;
+  }
+  *off += (size_t)n;
+  return true;
+}
+
+static int gs__stats_format(char *buf, size_t len) {
+  const gs_stats *s = &gs__stats;
+  size_t off = 0;
+  gs__append(buf, len, &off,
+             "{\"version\":1,\"pid\":%ld,\"allocs\":%llu,\"frees\":%llu,\"alloc_bytes\":%llu,"
+             "\"live_bytes_peak\":%llu,\"live_bytes_peak_host\":%llu,\"packed\":%llu,"
+             "\"compressed\":%llu,\"unpacked\":%llu,\"bytes_original\":%llu,"
+             "\"bytes_compressed\":%llu,\"skipped\":{",
+             (long)getpid(), (unsigned long long)gs__get(&s->allocs),
+             (unsigned long long)gs__get(&s->frees), (unsigned long long)gs__get(&s->alloc_bytes),
+             (unsigned long long)gs__registry_peak_any(),
+             (unsigned long long)gs__registry_peak_bytes(GS_DEVICE_HOST),
+             (unsigned long long)gs__get(&s->packed), (unsigned long long)gs__get(&s->compressed),
+             (unsigned long long)gs__get(&s->unpacked),
+             (unsigned long long)gs__get(&s->bytes_original),
+             (unsigned long long)gs__get(&s->bytes_compressed));
+  for (int r = 0; r < GS_SKIP__COUNT; r++)
+    gs__append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__skip_name((gs_skip_reason)r),
+               (unsigned long long)gs__get(&s->skipped[r]));
+  if (!gs__append(buf, len, &off, "}}\n")) return -ENOSPC;
+  return (int)off;
+}
+
+static int gs__write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(fd, buf, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    buf += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+int gs__stats_write_json(const char *path) {
+  char json[4096];
+  int n = gs__stats_format(json, sizeof(json));
+  if (n < 0) return n;
+  char tmp[GS_PATH_MAX + 32];
+  if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+    return -ENAMETOOLONG;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -errno;
+  int rc = gs__write_all(fd, json, (size_t)n);
+  if (close(fd) != 0 && rc == 0) rc = -errno;
+  if (rc == 0 && rename(tmp, path) != 0) rc = -errno;
+  if (rc != 0) unlink(tmp);
+  return rc;
+}
+
+static void gs__human_bytes(uint64_t b, char *out, size_t len) {
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)b;
+  size_t u = 0;
+  while (v >= 1024.0 && u + 1 < GS_ARRAY_LEN(units)) {
+    v /= 1024.0;
+    u++;
+  }
+  snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+int gs__stats_summary(char *buf, size_t len) {
+  uint64_t orig = gs__get(&gs__stats.bytes_original), comp = gs__get(&gs__stats.bytes_compressed);
+  char a[32], b[32], peak[32];
+  gs__human_bytes(orig, a, sizeof(a));
+  gs__human_bytes(comp, b, sizeof(b));
+  gs__human_bytes(gs__registry_peak_any(), peak, sizeof(peak));
+  int n = snprintf(buf, len, "%llu tensors compressed, %s -> %s (%.1fx), peak tracked memory %s",
+                   (unsigned long long)gs__get(&gs__stats.compressed), a, b,
+                   comp ? (double)orig / (double)comp : 0.0, peak);
+  return n < 0 ? -EINVAL : 0;
+}
