@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# dev.sh: one entry point for people and CI — install what is missing, build, run the example or the tests.
+#
+#   tools/dev.sh example   build, then train examples/train.py under LD_PRELOAD=libgactshim.so
+#   tools/dev.sh test      build, then run the whole suite: normal, ASan+UBSan, TSan
+#   tools/dev.sh build     build only (into build/)
+#
+# Debian bookworm packages only; the CUDA toolkit at /usr/local/cuda is used when present.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+
+packages=(meson ninja-build pkg-config gcc check libunwind-dev python3 python3-torch python3-numpy
+          python3-sklearn libopenblas0-pthread)
+
+install_packages() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "dev.sh: installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# Configures (once) and builds a build directory: build_dir DIR [meson options...]
+build_dir() {
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+  fi
+  ninja -C "$dir"
+}
+
+# Runs meson test in DIR and appends its totals to the grand total.
+passed=0 failed=0 skipped=0
+run_suite() {
+  local dir=$1; shift
+  local rc=0
+  meson test -C "$dir" --print-errorlogs "$@" || rc=$?
+  local json="$dir/meson-logs/testlog.json"
+  if [ -f "$json" ]; then
+    passed=$((passed + $(grep -c '"result": "OK"' "$json" || true)))
+    failed=$((failed + $(grep -Ec '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$json" || true)))
+    skipped=$((skipped + $(grep -c '"result": "SKIP"' "$json" || true)))
+  fi
+  return $rc
+}
+
+cmd=${1:-}
+case "$cmd" in
+  build)
+    install_packages
+    build_dir build
+    ;;
+  example)
+    install_packages
+    build_dir build
+    exec env LD_PRELOAD="$top/build/shim/libgactshim.so" /usr/bin/python3 examples/train.py "${@:2}"
+    ;;
+  test)
+    install_packages
+    status=0
+    build_dir build
+    run_suite build || status=1
+    # Sanitizers: the whole suite under ASan+UBSan, the concurrent tests under TSan.
+    build_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false
+    run_suite build-asan --suite sanitize || status=1
+    build_dir build-tsan -Db_sanitize=thread -Db_lundef=false
+    run_suite build-tsan --suite concurrent || status=1
+    echo
+    echo "tests: $passed passed, $failed failed, $skipped skipped"
+    exit $status
+    ;;
+  *)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
