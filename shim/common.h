@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#define GS_API __attribute__((visibility("default")))
+#include "gactshim.h" /* GS_API: exported symbols */
+
 #define gs__likely(x) __builtin_expect(!!(x), 1)
 #define gs__unlikely(x) __builtin_expect(!!(x), 0)
 #define GS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
