@@ -161,11 +161,18 @@ static unsigned gs__grid(uint64_t work_items, unsigned per_block, int sms) {
 
 #define GS__BLOCK 256u
 
+/* The compressed buffer must be 16-byte aligned (metas and packed data are stored with wide
+ * accesses at aligned offsets); the tensor, aligned to its element size. */
+static int gs__aligned(uint64_t buf, uint64_t tensor, const gs__layout *l) {
+  unsigned esz = l->p.dtype == GS_DTYPE_F32 ? 4u : l->p.dtype == GS_DTYPE_BOOL ? 1u : 2u;
+  return buf != 0 && buf % 16u == 0 && (l->p.n == 0 || (tensor != 0 && tensor % esz == 0));
+}
+
 int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr, void *stream) {
   gs__layout l;
   gs__module m;
   gs__kparams k;
-  if (gs__layout_of(p, &l) != 0 || dst_dptr == 0 || (src_dptr == 0 && l.p.n)) return -EINVAL;
+  if (gs__layout_of(p, &l) != 0 || !gs__aligned(dst_dptr, src_dptr, &l)) return -EINVAL;
   int rc = gs__module_get(&m);
   if (rc != 0) return rc;
   gs__kparams_of(&l, src_dptr, dst_dptr, &k);
@@ -185,7 +192,7 @@ int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_
   gs__layout l;
   gs__module m;
   gs__kparams k;
-  if (gs__layout_of(p, &l) != 0 || src_dptr == 0 || (dst_dptr == 0 && l.p.n)) return -EINVAL;
+  if (gs__layout_of(p, &l) != 0 || !gs__aligned(src_dptr, dst_dptr, &l)) return -EINVAL;
   if (l.p.n == 0) return 0;
   int rc = gs__module_get(&m);
   if (rc != 0) return rc;
