@@ -60,7 +60,8 @@ static inline int gs__layout_read_header(const void *src, size_t bytes, gs__layo
   if (h.magic != GS_FMT_MAGIC || h.version != GS_FMT_VERSION || h.reserved0 != 0 ||
       h.reserved1 != 0 || h.check != gs__header_check(h.dtype, h.bits, h.group, h.n))
     return -EINVAL;
-  gs_codec_params p = {.n = h.n, .dtype = (gs_dtype)h.dtype, .bits = h.bits, .group = h.group};
+  gs_codec_params p = {.n = h.n, .dtype = (gs_dtype)h.dtype, .bits = h.bits, .group = h.group,
+                       .seed = 0, .tensor_id = 0};
   if (h.dtype == GS_DTYPE_BOOL && (h.bits != 1 || h.group != 0)) return -EINVAL;
   if (gs__layout_of(&p, l) != 0 || l->total > bytes) return -EINVAL;
   return 0;
