@@ -57,7 +57,7 @@ typedef struct gs__module {
  * under the lock) and the module cache, bounded by GS__MAX_CONTEXTS. */
 static pthread_mutex_t gs__gpu_lock = PTHREAD_MUTEX_INITIALIZER;
 static gs__driver gs__drv;
-static int gs__drv_state; /* 0 unresolved, 1 ready, -errno failed */
+static int gs__drv_ready; /* failures are not cached: the driver may be loaded later */
 static gs__module gs__modules[GS__MAX_CONTEXTS];
 static int gs__nmodules;
 
@@ -103,10 +103,11 @@ static int gs__module_load(CUcontext ctx, unsigned long long id, gs__module *m) 
 static int gs__module_get(gs__module *out) {
   int rc = 0;
   pthread_mutex_lock(&gs__gpu_lock);
-  if (gs__drv_state == 0) gs__drv_state = gs__driver_resolve();
-  if (gs__drv_state < 0) {
-    rc = gs__drv_state;
-    goto done;
+  if (!gs__drv_ready) {
+    rc = gs__driver_resolve();
+    if (rc < 0) goto done;
+    gs__drv_ready = 1;
+    rc = 0;
   }
   CUcontext ctx = NULL;
   unsigned long long id = 0;
