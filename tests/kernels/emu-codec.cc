@@ -80,14 +80,16 @@ static void emu_launch(emu_kernel fn, unsigned grid, unsigned block, const gs__k
 
 static int failures, cases;
 
+static void *alloc16(size_t bytes) { return aligned_alloc(16, (bytes + 15) / 16 * 16); }
+
 static void one_case(uint64_t n, unsigned dtype, unsigned bits, uint32_t group, int misalign) {
   gs_codec_params p = {n, (gs_dtype)dtype, bits, group, 0xabcdull + n, 3 + bits};
   gs__layout l;
   if (gs__layout_of(&p, &l) != 0) abort();
   size_t esz = gs_td_elem_size(dtype), size = l.total, off = misalign ? esz : 0;
-  uint8_t *src = (uint8_t *)aligned_alloc(16, n * esz + 32), *cpu = (uint8_t *)malloc(size);
-  uint8_t *gpu = (uint8_t *)aligned_alloc(16, size + 16);
-  uint8_t *out_cpu = (uint8_t *)malloc(n * esz + 1), *out_gpu = (uint8_t *)aligned_alloc(16, n * esz + 32);
+  uint8_t *src = (uint8_t *)alloc16(n * esz + 32), *cpu = (uint8_t *)malloc(size);
+  uint8_t *gpu = (uint8_t *)alloc16(size + 16);
+  uint8_t *out_cpu = (uint8_t *)malloc(n * esz + 1), *out_gpu = (uint8_t *)alloc16(n * esz + 32);
   gs_td_fill(src + off, NULL, n, dtype, (gs_td_kind)((n + bits) % 5), n * 7 + group);
   if (n > 100 && dtype != 3) memset(src + off + (n / 3) * esz, 0xff, esz); /* a NaN */
   gs_compress_cpu(&p, src + off, cpu, 1);
