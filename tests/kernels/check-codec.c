@@ -101,10 +101,18 @@ START_TEST(test_half_conversions) {
     float d = gs__f16_to_f32(gs__f32_to_f16(x, GS_RD)), up = gs__f16_to_f32(gs__f32_to_f16(x, GS_RU));
     float n = gs__f16_to_f32(gs__f32_to_f16(x, GS_RN));
     ck_assert(d <= x && x <= up);
-    ck_assert((double)n == (double)(float)(_Float16)x); /* the compiler's own RN conversion */
+    /* Nearest: the closer of the two directed results, ties to the even encoding. */
+    double dd = (double)x - d, du = (double)up - x;
+    uint16_t nb = gs__f32_to_f16(x, GS_RN);
+    if (d != up && !isinf(d) && !isinf(up)) ck_assert(dd < du ? n == d : du < dd ? n == up : (nb & 1u) == 0);
     float bd = gs__bf16_to_f32(gs__f32_to_bf16(x, GS_RD)), bu = gs__bf16_to_f32(gs__f32_to_bf16(x, GS_RU));
     ck_assert(bd <= x && x <= bu);
   }
+  /* Overflow threshold of nearest: half an ulp above 65504. */
+  ck_assert_uint_eq(gs__f32_to_f16(65519.996f, GS_RN), 0x7bffu);
+  ck_assert_uint_eq(gs__f32_to_f16(65520.0f, GS_RN), 0x7c00u);
+  ck_assert_uint_eq(gs__f32_to_f16(-1e6f, GS_RU), 0xfbffu);
+  ck_assert_uint_eq(gs__out_f16(1e6f), 0x7bffu);
 }
 END_TEST
 
