@@ -30,15 +30,16 @@ typedef enum gs_dtype {
 
 /* What to compress and how. */
 typedef struct gs_codec_params {
-  uint64_t n;         /* number of elements */
+  uint64_t n;         /* number of elements, 0..2^48 (0: a header-only buffer) */
   gs_dtype dtype;
   unsigned bits;      /* 1..8; ignored for GS_DTYPE_BOOL (always 1, lossless) */
-  uint32_t group;     /* elements per group: a multiple of 32, 32..65536 */
+  uint32_t group;     /* elements per group: a multiple of 32, 32..65536; ignored for BOOL */
   uint64_t seed;      /* stochastic-rounding key, with tensor_id */
   uint64_t tensor_id; /* distinct per compressed tensor */
 } gs_codec_params;
 
-/* Bytes the compressed form of p takes, header included; 0 if p is invalid. */
+/* Bytes the compressed form of p takes, header included (exactly what compress writes; layout in
+ * kernels/FORMAT.md); 0 if p is invalid. */
 GS_API size_t gs_codec_size(const gs_codec_params *p);
 
 /* 0 if p is valid, else -EINVAL. */
@@ -57,7 +58,11 @@ GS_API int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst,
                              const gs_codec_params *expect, int nthreads);
 
 /* GPU kernels, launched through the CUDA Driver API on `stream` (a CUstream) in the calling
- * thread's current context. Asynchronous: no host synchronization, no allocation.
+ * thread's current context. The compressed buffer must be 16-byte aligned, the tensor aligned to
+ * its element size (-EINVAL otherwise). Compress cannot return -ERANGE without a host sync: the
+ * count of non-finite groups is the uint32 at byte 24 of the header (FORMAT.md). The GPU
+ * decompress trusts p; a header that does not match p yields NaN (bool: 0), not garbage.
+ * Asynchronous: no host synchronization, no allocation.
  * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context. */
 GS_API int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
                            void *stream);

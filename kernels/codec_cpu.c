@@ -1,0 +1,273 @@
+/* codec_cpu.c: the CPU twin of the GPU codec — parameters, buffer layout, compress, decompress. */
+#include "gactshim.h"
+#include "codec_core.h"
+#include "codec_layout.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+int gs_codec_validate(const gs_codec_params *p) {
+  if (p == NULL || p->n > GS_FMT_MAX_N) return -EINVAL;
+  if (p->dtype == GS_DTYPE_BOOL) return 0; /* bits and group are fixed by the format */
+  if ((unsigned)p->dtype > GS_DTYPE_BF16 || p->bits < 1 || p->bits > 8) return -EINVAL;
+  if (p->group < 32 || p->group > 65536 || p->group % 32 != 0) return -EINVAL;
+  return 0;
+}
+
+size_t gs_codec_size(const gs_codec_params *p) {
+  gs__layout l;
+  if (gs__layout_of(p, &l) != 0) return 0;
+  return (size_t)l.total;
+}
+
+/* ---- compress ---- */
+
+typedef struct gs__job {
+  const gs_codec_params *p;
+  const gs__layout *l;
+  const void *src;
+  uint8_t *dst;
+  uint64_t g0, g1; /* group range [g0, g1) */
+  uint64_t nonfinite;
+  pthread_t tid;
+} gs__job;
+
+#define GS__BLOCK 256u /* elements converted and quantized at a time: stack arrays, L1-resident */
+
+/* Elements [i, i+cnt) as fp32: the input itself for f32, else converted into buf. */
+static const float *gs__as_f32(const void *src, unsigned dtype, uint64_t i, unsigned cnt,
+                               float *buf) {
+  if (dtype == GS_DTYPE_F32) return (const float *)src + i;
+  const uint16_t *s = (const uint16_t *)src + i;
+  if (dtype == GS_DTYPE_BF16)
+    for (unsigned e = 0; e < cnt; e++) buf[e] = gs__bf16_to_f32(s[e]);
+  else
+    for (unsigned e = 0; e < cnt; e++) buf[e] = gs__f16_to_f32(s[e]);
+  return buf;
+}
+
+/* Running min/max of x[0..cnt) and whether one is Inf/NaN. Eight independent lanes (min and max
+ * are exact, and -0/+0 is folded later, so the order does not matter) let the compiler use SIMD
+ * without -ffast-math. */
+static int gs__minmax(const float *x, unsigned cnt, float *mn, float *mx) {
+  float lo[8], hi[8];
+  uint32_t bad[8] = {0};
+  unsigned e = 0;
+  for (unsigned l = 0; l < 8; l++) lo[l] = *mn, hi[l] = *mx;
+  for (; e + 8 <= cnt; e += 8)
+    for (unsigned l = 0; l < 8; l++) {
+      float v = x[e + l];
+      lo[l] = v < lo[l] ? v : lo[l];
+      hi[l] = v > hi[l] ? v : hi[l];
+      bad[l] |= (gs__f2u(v) & 0x7f800000u) == 0x7f800000u;
+    }
+  for (unsigned l = 0; e + l < cnt; l++) {
+    float v = x[e + l];
+    lo[l] = v < lo[l] ? v : lo[l];
+    hi[l] = v > hi[l] ? v : hi[l];
+    bad[l] |= (gs__f2u(v) & 0x7f800000u) == 0x7f800000u;
+  }
+  for (unsigned l = 1; l < 8; l++) {
+    lo[0] = lo[l] < lo[0] ? lo[l] : lo[0];
+    hi[0] = hi[l] > hi[0] ? hi[l] : hi[0];
+    bad[0] |= bad[l];
+  }
+  *mn = lo[0];
+  *mx = hi[0];
+  return bad[0] != 0;
+}
+
+static void gs__store_packed(uint8_t *out, uint64_t v, unsigned nbytes) {
+  for (unsigned b = 0; b < nbytes; b++) out[b] = (uint8_t)(v >> (8 * b));
+}
+
+/* Quantizes and packs x[0..cnt), the elements from index i (a multiple of 8). */
+static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, const float *x,
+                           unsigned cnt) {
+  const gs_codec_params *p = j->p;
+  float u[GS__BLOCK];
+  uint32_t q[GS__BLOCK], kmax = (1u << p->bits) - 1u;
+  unsigned nch = (cnt + 7) / 8;
+  for (unsigned c = 0; c < nch; c++) {
+    uint32_t r[4];
+    gs__chunk_random(p->seed, p->tensor_id, i / 8 + c, r);
+    for (unsigned e = 0; e < 8; e++) u[c * 8 + e] = gs__uniform(r, e);
+  }
+  for (unsigned e = 0; e < cnt; e++) q[e] = gs__quant(x[e], m, u[e], kmax);
+  for (unsigned e = cnt; e < nch * 8; e++) q[e] = 0;
+  uint8_t *out = j->dst + j->l->data_off + i / 8 * p->bits;
+  for (unsigned c = 0; c < nch; c++)
+    gs__store_packed(out + c * p->bits, gs__pack8(q + c * 8, p->bits), p->bits);
+}
+
+static void gs__compress_group(gs__job *j, uint64_t g) {
+  const gs_codec_params *p = j->p;
+  uint64_t i0 = g * p->group, i1 = i0 + p->group < p->n ? i0 + p->group : p->n;
+  float buf[GS__BLOCK], mn = 3.4028234663852886e38f, mx = -3.4028234663852886e38f;
+  const float *x = NULL;
+  int bad = 0;
+  for (uint64_t i = i0; i < i1; i += GS__BLOCK) {
+    unsigned cnt = i1 - i < GS__BLOCK ? (unsigned)(i1 - i) : GS__BLOCK;
+    x = gs__as_f32(j->src, p->dtype, i, cnt, buf);
+    bad |= gs__minmax(x, cnt, &mn, &mx);
+  }
+  gs__meta m;
+  gs__meta_compute(mn, mx, bad, p->bits, &m);
+  j->nonfinite += m.nonfinite;
+  uint8_t *meta = j->dst + j->l->meta_off + g * GS_FMT_META_BYTES;
+  meta[0] = (uint8_t)m.min_field;
+  meta[1] = (uint8_t)(m.min_field >> 8);
+  meta[2] = (uint8_t)m.step_field;
+  meta[3] = (uint8_t)(m.step_field >> 8);
+  for (uint64_t i = i0; i < i1; i += GS__BLOCK) {
+    unsigned cnt = i1 - i < GS__BLOCK ? (unsigned)(i1 - i) : GS__BLOCK;
+    if (i1 - i0 > GS__BLOCK) x = gs__as_f32(j->src, p->dtype, i, cnt, buf); /* else still there */
+    gs__emit_block(j, &m, i, x, cnt);
+  }
+}
+
+static void gs__compress_bool(gs__job *j) {
+  const uint8_t *s = (const uint8_t *)j->src;
+  uint8_t *out = j->dst + j->l->data_off;
+  uint64_t n = j->p->n;
+  for (uint64_t c = j->g0; c < j->g1; c++) {
+    uint8_t v = 0;
+    for (unsigned e = 0; e < 8 && c * 8 + e < n; e++) v |= (uint8_t)((s[c * 8 + e] != 0) << e);
+    out[c] = v;
+  }
+}
+
+static void *gs__compress_run(void *arg) {
+  gs__job *j = (gs__job *)arg;
+  if (j->p->dtype == GS_DTYPE_BOOL) {
+    gs__compress_bool(j);
+    return NULL;
+  }
+  for (uint64_t g = j->g0; g < j->g1; g++) gs__compress_group(j, g);
+  return NULL;
+}
+
+/* ---- decompress ---- */
+
+/* A group decodes to at most 2^bits distinct values: convert each level once (same function of
+ * q as everywhere, so the same bytes), then decoding is a table lookup per element. */
+static void gs__decompress_group(gs__job *j, uint64_t g) {
+  const gs_codec_params *p = j->p;
+  const gs__layout *l = j->l;
+  const uint8_t *src = (const uint8_t *)j->src;
+  uint64_t i0 = g * p->group, i1 = i0 + p->group < p->n ? i0 + p->group : p->n;
+  const uint8_t *meta = src + l->meta_off + g * GS_FMT_META_BYTES;
+  gs__meta m;
+  gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
+  unsigned bits = p->bits, levels = 1u << bits;
+  union {
+    float f32[256];
+    uint16_t f16[256];
+  } lut;
+  for (unsigned q = 0; q < levels; q++) {
+    float x = gs__dequant(q, &m);
+    if (p->dtype == GS_DTYPE_F32) lut.f32[q] = x;
+    else lut.f16[q] = p->dtype == GS_DTYPE_F16 ? gs__out_f16(x) : gs__out_bf16(x);
+  }
+  for (uint64_t c = i0 / 8; c * 8 < i1; c++) {
+    const uint8_t *in = src + l->data_off + c * bits;
+    uint64_t v = 0;
+    for (unsigned b = 0; b < bits; b++) v |= (uint64_t)in[b] << (8 * b);
+    unsigned cnt = i1 - c * 8 < 8 ? (unsigned)(i1 - c * 8) : 8;
+    if (p->dtype == GS_DTYPE_F32) {
+      float *out = (float *)j->dst + c * 8;
+      for (unsigned e = 0; e < cnt; e++) out[e] = lut.f32[gs__unpack1(v, e, bits)];
+    } else {
+      uint16_t *out = (uint16_t *)j->dst + c * 8;
+      for (unsigned e = 0; e < cnt; e++) out[e] = lut.f16[gs__unpack1(v, e, bits)];
+    }
+  }
+}
+
+static void gs__decompress_bool(gs__job *j) {
+  const uint8_t *in = (const uint8_t *)j->src + j->l->data_off;
+  uint64_t n = j->p->n;
+  for (uint64_t c = j->g0; c < j->g1; c++)
+    for (unsigned e = 0; e < 8 && c * 8 + e < n; e++) j->dst[c * 8 + e] = (in[c] >> e) & 1u;
+}
+
+static void *gs__decompress_run(void *arg) {
+  gs__job *j = (gs__job *)arg;
+  if (j->p->dtype == GS_DTYPE_BOOL) {
+    gs__decompress_bool(j);
+    return NULL;
+  }
+  for (uint64_t g = j->g0; g < j->g1; g++) gs__decompress_group(j, g);
+  return NULL;
+}
+
+/* ---- threading ---- */
+
+#define GS__MAX_THREADS 64
+#define GS__ELEMS_PER_THREAD (1u << 19)
+
+static int gs__pick_threads(uint64_t n, int nthreads) {
+  if (nthreads > 0) return nthreads < GS__MAX_THREADS ? nthreads : GS__MAX_THREADS;
+  if (n < 2 * (uint64_t)GS__ELEMS_PER_THREAD) return 1;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  uint64_t want = n / GS__ELEMS_PER_THREAD;
+  if (cpus < 1) cpus = 1;
+  if (want > (uint64_t)cpus) want = (uint64_t)cpus;
+  return want > GS__MAX_THREADS ? GS__MAX_THREADS : (int)want;
+}
+
+/* Split `units` (groups, or bool bytes) into contiguous ranges, run fn on each, and sum the
+ * non-finite counts. Runs inline when one thread suffices or a thread cannot be created. */
+static uint64_t gs__parallel(gs__job *proto, uint64_t units, int nthreads, void *(*fn)(void *)) {
+  gs__job jobs[GS__MAX_THREADS];
+  if ((uint64_t)nthreads > units) nthreads = units > 0 ? (int)units : 1;
+  int started[GS__MAX_THREADS] = {0};
+  for (int t = 0; t < nthreads; t++) {
+    jobs[t] = *proto;
+    jobs[t].g0 = units * (uint64_t)t / (uint64_t)nthreads;
+    jobs[t].g1 = units * (uint64_t)(t + 1) / (uint64_t)nthreads;
+    jobs[t].nonfinite = 0;
+  }
+  for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&jobs[t].tid, NULL, fn, &jobs[t]) == 0;
+  fn(&jobs[0]);
+  uint64_t nonfinite = jobs[0].nonfinite;
+  for (int t = 1; t < nthreads; t++) {
+    if (started[t])
+      pthread_join(jobs[t].tid, NULL);
+    else
+      fn(&jobs[t]);
+    nonfinite += jobs[t].nonfinite;
+  }
+  return nonfinite;
+}
+
+int gs_compress_cpu(const gs_codec_params *p, const void *src, void *dst, int nthreads) {
+  gs__layout l;
+  if (src == NULL || dst == NULL || gs__layout_of(p, &l) != 0) return -EINVAL;
+  uint8_t *out = (uint8_t *)dst;
+  gs__layout_write_header(&l, out);
+  /* The gap between the metas and the 16-byte aligned data is part of the format: zeros. */
+  memset(out + l.meta_off + l.ngroups * GS_FMT_META_BYTES, 0,
+         (size_t)(l.data_off - l.meta_off - l.ngroups * GS_FMT_META_BYTES));
+  gs__job proto = {.p = &l.p, .l = &l, .src = src, .dst = out};
+  uint64_t units = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups;
+  uint64_t bad = gs__parallel(&proto, units, gs__pick_threads(l.p.n, nthreads), gs__compress_run);
+  uint32_t bad32 = bad > 0xffffffffu ? 0xffffffffu : (uint32_t)bad;
+  memcpy(out + offsetof(gs__header, nonfinite), &bad32, sizeof bad32);
+  return bad ? -ERANGE : 0;
+}
+
+int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst, const gs_codec_params *expect,
+                      int nthreads) {
+  gs__layout l;
+  if (src == NULL || dst == NULL) return -EINVAL;
+  int rc = gs__layout_read_header(src, src_bytes, &l);
+  if (rc != 0) return rc;
+  if (expect != NULL && (expect->n != l.p.n || expect->dtype != l.p.dtype)) return -EINVAL;
+  gs__job proto = {.p = &l.p, .l = &l, .src = src, .dst = (uint8_t *)dst};
+  uint64_t units = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups;
+  gs__parallel(&proto, units, gs__pick_threads(l.p.n, nthreads), gs__decompress_run);
+  return 0;
+}
