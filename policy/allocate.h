@@ -47,7 +47,8 @@ uint64_t gs__alloc_bytes(uint64_t numel, uint32_t group, unsigned keep_bits, uns
  * width and keep counts as keep_bits. Greedy as GACT: start at every item's top level, then
  * repeatedly lower by one allowed level the item whose step adds the least variance per bit
  * saved (ΔV/(n_k·Δw)); V is convex in b, so this is the exact optimum of the fractional problem.
- * O(n log n) with a heap. Ties go to the lower index, so results are reproducible.
+ * O(n log n) with a heap. Ties go to the lower index, so results are reproducible. The last
+ * step may overshoot: the result is the first plan at or under the average.
  * Returns 0; -ENOSPC when even every item at its min_bits exceeds the average (bits_out then holds
  * that minimum plan); -EINVAL for bad arguments or an item with no allowed level; -ENOMEM. */
 int gs__alloc_average_bits(const gs_alloc_item *items, size_t n, double avg_bits,
@@ -55,10 +56,10 @@ int gs__alloc_average_bits(const gs_alloc_item *items, size_t n, double avg_bits
 
 /* Budget allocation (policy "budget"). The estimated peak is other_bytes_at_peak plus the bytes
  * of every alive_at_peak item at its chosen level. Starts from every item at its top level
- * (keep where allowed) and, while the peak exceeds `budget`, lowers by one level the peak-alive
- * item whose step adds the least variance per byte saved. Items not alive at the peak stay at
- * their top level: compressing them cannot lower the peak. A step that saves no bytes (keep to
- * a width, for tiny tensors whose metadata outweighs the data) is never taken.
+ * (keep where allowed) and, while the peak exceeds `budget`, moves the peak-alive item whose step
+ * adds the least variance per byte saved to its next level that saves bytes. Items not alive at
+ * the peak stay at their top level: compressing them cannot lower the peak. A step that saves
+ * no bytes (keep to a width, for tiny tensors whose metadata outweighs the data) is never taken.
  * Writes the estimated peak to *est_peak_out when not NULL (saturates at UINT64_MAX).
  * Returns 0; -ENOSPC when the budget cannot be met (bits_out then holds the minimum-memory plan
  * and *est_peak_out its peak); -EINVAL; -ENOMEM. */
