@@ -50,17 +50,27 @@ static struct link_map *gs__object_of(const void *addr) {
   return lm;
 }
 
-/* glibc searches, for RTLD_NEXT, the objects after the caller's. We walk the load-order list after
- * the caller's link_map, look the name up with each map as a handle (glibc's handles are link
- * maps), and accept a hit only if it is defined in that very object, since a handle lookup also
- * searches the object's dependencies. The list is read without the loader lock, as it is only
- * appended to except by dlclose. */
+/* Looks name up in object o alone: a handle from dlopen(RTLD_NOLOAD) searches o and its
+ * dependencies, so a hit counts only if it is defined in o itself. (A link map is not a usable
+ * handle for an object loaded at startup: its search list is set up only by dlopen.) */
+static void *gs__lookup_in(struct link_map *o, const char *name) {
+  void *h = dlopen(o->l_name[0] ? o->l_name : NULL, RTLD_LAZY | RTLD_NOLOAD);
+  if (h == NULL) return NULL; /* the vDSO, or an object being unloaded */
+  void *p = gs__real_dlsym(h, name);
+  dlclose(h); /* drops only the reference RTLD_NOLOAD took */
+  return (p != NULL && gs__object_of(p) == o) ? p : NULL;
+}
+
+/* glibc searches, for RTLD_NEXT, the objects after the caller's; glibc's own RTLD_NEXT called from
+ * here would search after libgactshim instead, so a second interposer asking for its "next" would
+ * find itself. We walk the load-order list after the caller's link map. The list is read without
+ * the loader lock: it is only appended to, except by dlclose. */
 void *gs__dlsym_next(const void *caller, const char *name) {
   struct link_map *lm = gs__object_of(caller);
   if (lm == NULL) return gs__real_dlsym(RTLD_NEXT, name); /* JIT code: relative to us, at best */
   for (struct link_map *o = lm->l_next; o != NULL; o = o->l_next) {
-    void *p = gs__real_dlsym(o, name);
-    if (p != NULL && gs__object_of(p) == o) return p;
+    void *p = gs__lookup_in(o, name);
+    if (p != NULL) return p;
   }
   /* Nothing: leave a dlerror message naming the symbol, as glibc's RTLD_NEXT would. */
   (void)dlvsym(RTLD_DEFAULT, name, "GACTSHIM_NO_SUCH_VERSION");
