@@ -1,6 +1,7 @@
 /* bench_interpose.c: nanoseconds the shim adds per cuMemAlloc_v2 + cuMemFree_v2 pair (stand-in
  * driver), 1 and 4 threads. Runs itself twice, without and with LD_PRELOAD, and prints both. */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +59,11 @@ static double measure(int threads) {
 }
 
 static int child(void) {
+  /* The stand-in serves memory with malloc: keep glibc from trimming and re-faulting the heap
+   * between batches, which would add page-fault noise larger than what is measured. */
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
   void *h = dlopen("libcuda.so.1", RTLD_NOW);
   if (h == NULL) return fprintf(stderr, "bench: %s\n", dlerror()), 1;
   drv_alloc = (alloc_fn)dlsym(h, "cuMemAlloc_v2");
