@@ -32,6 +32,14 @@ check_stats() { # $1 program output, $2 stats file
     got=$(json_get "$2" "$k"); [ "$got" = 0 ] || fail "$k is $got, want 0"
   done
   [ "$(field "$1" outstanding)" = 0 ] || fail "stand-in driver still holds memory"
+  # Threads alternate between devices 0 and 1; one pinned 4 KiB buffer is host memory.
+  /usr/bin/python3 - "$2" <<'PY' || fail "per-device figures wrong: $(cat "$2")"
+import json, sys
+d = json.load(open(sys.argv[1]))["devices"]
+assert set(d) == {"0", "1", "host"}, d
+assert all(v["live"] == 0 for v in d.values()), d
+assert d["0"]["peak"] > 0 and d["1"]["peak"] > 0 and d["host"]["peak"] == 4096, d
+PY
   echo "ok: $(cat "$2")"
 }
 
@@ -56,6 +64,12 @@ bad_var() { # $1=NAME=value; the shim must exit 2 with one line naming the varia
 case $case_name in
   storm)
     out=$(GACTSHIM_STATS="$tmp/s.json" GACTSHIM_QUIET=1 LD_PRELOAD="$shim_preload" "$STORM") || fail "storm exited $?"
+    echo "$out"
+    check_stats "$out" "$tmp/s.json" ;;
+  storm-runtime-only)
+    # The runtime reaches the driver behind the shim's back: the runtime layer must count instead.
+    out=$(GS_STANDIN_BYPASS=1 GACTSHIM_STATS="$tmp/s.json" GACTSHIM_QUIET=1 LD_PRELOAD="$shim_preload" "$STORM") \
+      || fail "storm exited $?"
     echo "$out"
     check_stats "$out" "$tmp/s.json" ;;
   fork)
