@@ -24,7 +24,7 @@ typedef struct gs__tinfo {
   uint64_t numel, bytes;
   bool contiguous;    /* row-major contiguous */
   bool dense;         /* dense and non-overlapping: its memory span is numel elements */
-  bool sensitive;
+  unsigned flags;      /* GS_PRODUCER_* */
   PyObject *producer; /* borrowed grad_fn type, or NULL */
   int64_t output_nr;
   PyObject *stride_obj; /* owned: t.stride() */
@@ -167,7 +167,7 @@ static int gs__read_device(PyObject *t, gs__tinfo *ti) {
  * or -1 with a Python error set. */
 static int gs__classify(PyObject *t, gs__tinfo *ti, gs_skip_reason *why) {
   bool param, strided, meta;
-  if (gs__producer(t, &ti->producer, &ti->sensitive, &ti->output_nr) != 0) return -1;
+  if (gs__producer(t, &ti->producer, &ti->flags, &ti->output_nr) != 0) return -1;
   if (gs__is_param(t, ti->producer, &param) != 0) return -1;
   if (param) return *why = GS_SKIP_PARAM, 1;
   if (gs__attr_is(t, gs__torch.s_layout, gs__torch.strided, &strided) != 0) return -1;
@@ -292,20 +292,41 @@ static PyObject *gs__encode(PyObject *src, const gs__tinfo *ti, const gs_codec_p
   return NULL;
 }
 
-static PyObject *gs__compress(PyObject *t, const gs__tinfo *ti, unsigned bits, int64_t version,
-                              gs_skip_reason *why) {
-  /* A dense layout (any dim order) is encoded as it lies in memory and restored with the same
-   * strides; anything else (slices with gaps, broadcasts) through a contiguous copy. */
-  PyObject *src = ti->dense ? t : gs__call_method(t, gs__torch.s_contiguous, NULL, NULL);
-  if (src == NULL) return gs__note_error(why), NULL;
-  if (src == t) gs__py.Py_IncRef(src);
+/* ReLU's backward reads only `output > 0`, but stochastic rounding sends small positive outputs
+ * to 0 (the group minimum), flipping the mask and biasing the gradient (measured: 5 % error on an
+ * MLP at 8 bits). Their handles also keep the sign as a lossless 1-bit bool, so that unpack can
+ * restore it exactly; +1 bit per element. */
+static int gs__encode_mask(gs_handle *h, PyObject *src, const gs__tinfo *ti) {
+  PyObject *args = gs__py.PyTuple_New(1);
+  if (args == NULL) return -1;
+  gs__py.PyTuple_SetItem(args, 0, gs__py.PyLong_FromLongLong(0));
+  PyObject *m = gs__call_method(src, gs__torch.s_gt, args, NULL); /* same strides as src */
+  gs__py.Py_DecRef(args);
+  if (m == NULL) return -1;
+  gs__tinfo mi = *ti;
+  mi.dtype = GS_DTYPE_BOOL;
+  mi.bytes = ti->numel;
+  h->mask_params = h->params;
+  h->mask_params.dtype = GS_DTYPE_BOOL;
+  h->mask_params.bits = 1;
+  h->mask_params.tensor_id = ++gs__next_tensor_id;
+  uint64_t stream = 0;
+  int rc = 0;
+  h->mask = gs__encode(m, &mi, &h->mask_params, &stream, &rc);
+  gs__py.Py_DecRef(m);
+  if (h->mask == NULL) return -1;
+  h->mask_bytes = gs_codec_size(&h->mask_params);
+  return 0;
+}
+
+static PyObject *gs__compress_src(PyObject *t, PyObject *src, const gs__tinfo *ti, unsigned bits,
+                                  int64_t version, gs_skip_reason *why) {
   gs_codec_params p = {.n = ti->numel, .dtype = (gs_dtype)ti->dtype, .bits = bits,
                        .group = gs__cfg.group, .seed = gs__seed_set ? gs__seed_override : gs__cfg.seed,
                        .tensor_id = ++gs__next_tensor_id};
   uint64_t stream = 0;
   int rc = 0;
   PyObject *out = gs__encode(src, ti, &p, &stream, &rc);
-  gs__py.Py_DecRef(src);
   if (out == NULL) {
     if (rc == -ERANGE) *why = GS_SKIP_NONFINITE;
     else if (gs__py.PyErr_Occurred()) gs__note_error(why);
@@ -336,15 +357,35 @@ static PyObject *gs__compress(PyObject *t, const gs__tinfo *ti, unsigned bits, i
   h->compressed = true;
   h->cat = GS_CAT_COMPRESSED;
   h->version = version;
-  h->held_bytes = gs_codec_size(&p);
+  h->data_bytes = gs_codec_size(&p);
   h->reg_key = ti->device < 0 ? gs__data_ptr(out) : 0;
   h->stream = stream;
   h->params = p;
+  if ((ti->flags & GS_PRODUCER_RELU) && gs__encode_mask(h, src, ti) != 0) {
+    if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
+    gs__warn_once("relu-mask", "could not keep a ReLU sign mask; that output is kept exact");
+    gs__handle_discard(h);
+    *why = GS_SKIP_ERROR;
+    return NULL;
+  }
+  h->held_bytes = h->data_bytes + h->mask_bytes;
   PyObject *cap = gs__handle_wrap(h, t);
   if (cap == NULL) return gs__note_error(why), NULL;
   gs__stat_add(compressed, 1);
   gs__stat_add(bytes_original, ti->bytes);
-  gs__stat_add(bytes_compressed, p.n ? gs_codec_size(&p) : 0);
+  gs__stat_add(bytes_compressed, h->held_bytes);
+  return cap;
+}
+
+static PyObject *gs__compress(PyObject *t, const gs__tinfo *ti, unsigned bits, int64_t version,
+                              gs_skip_reason *why) {
+  /* A dense layout (any dim order) is encoded as it lies in memory and restored with the same
+   * strides; anything else (slices with gaps, broadcasts) through a contiguous copy. */
+  PyObject *src = ti->dense ? t : gs__call_method(t, gs__torch.s_contiguous, NULL, NULL);
+  if (src == NULL) return gs__note_error(why), NULL;
+  if (src == t) gs__py.Py_IncRef(src);
+  PyObject *cap = gs__compress_src(t, src, ti, bits, version, why);
+  gs__py.Py_DecRef(src);
   return cap;
 }
 
@@ -357,7 +398,7 @@ static PyObject *gs__pack_classified(PyObject *t, gs__tinfo *ti, uint32_t index,
   if (rc != 0) return gs__keep(t, ti, version, why);
   gs_policy_desc d = {.iteration = gs__iter, .index = index, .ndim = ti->ndim, .shape = ti->shape,
                       .dtype = ti->dtype, .bytes = ti->bytes, .device = ti->device,
-                      .sensitive = ti->sensitive};
+                      .sensitive = (ti->flags & GS_PRODUCER_SENSITIVE) != 0};
   gs_policy_decision dec = gs_policy_decide(&d);
   if (dec.bits == 0) return gs__keep(t, ti, version, dec.reason);
   PyObject *h = gs__compress(t, ti, dec.bits, version, &why);

@@ -22,8 +22,12 @@ void gs__engine_set_seed(uint64_t seed);
 /* Restores a compressed handle into a new tensor (unpack.c). NULL with a Python error set. */
 PyObject *gs__decompress(gs_handle *h);
 
-/* The producer type of t's grad_fn (borrowed, cached), whether it is a sensitive producer, and
- * t's output_nr. 0, or -1 with a Python error set. *type is NULL for leaves. */
-int gs__producer(PyObject *t, PyObject **type, bool *sensitive, int64_t *output_nr);
+/* What is known about the op that produced a saved tensor. */
+#define GS_PRODUCER_SENSITIVE 1u /* softmax / log-softmax output */
+#define GS_PRODUCER_RELU 2u      /* ReLU output: its backward reads only the sign */
+
+/* The producer type of t's grad_fn (borrowed, cached), its GS_PRODUCER_* flags, and t's
+ * output_nr. 0, or -1 with a Python error set. *type is NULL for leaves. */
+int gs__producer(PyObject *t, PyObject **type, unsigned *flags, int64_t *output_nr);
 
 #endif

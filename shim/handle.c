@@ -51,8 +51,11 @@ static void gs__handle_free(gs_handle *h) {
   gs__py_clear(&h->size);
   gs__py_clear(&h->stride);
   gs__py_clear(&h->producer);
+  gs__py_clear(&h->mask);
   free(h);
 }
+
+void gs__handle_discard(gs_handle *h) { gs__handle_free(h); }
 
 static void gs__capsule_destroy(PyObject *cap) {
   gs_handle *h = gs__py.PyCapsule_GetPointer(cap, GS__HANDLE_NAME);

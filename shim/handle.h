@@ -14,6 +14,10 @@ typedef struct gs_handle {
   PyObject *size;      /* torch.Size of the original (compressed handles) */
   PyObject *stride;    /* strides to restore with empty_strided, or NULL for contiguous */
   PyObject *producer;  /* type of the source's grad_fn (for PyTorch's error wording), or NULL */
+  PyObject *mask;      /* ReLU outputs: compressed 1-bit `x > 0` (see engine.c), or NULL */
+  uint64_t data_bytes; /* compressed size of data */
+  uint64_t mask_bytes; /* compressed size of mask */
+  gs_codec_params mask_params;
   int64_t output_nr;   /* which output of the producer the source is */
   int dtype;           /* gs_dtype of the original (compressed handles) */
   int device;          /* CUDA device, or -1 for the CPU */
@@ -33,6 +37,9 @@ typedef struct gs_handle {
 /* A new capsule owning h (which must be calloc'ed; the capsule frees it). NULL on failure, with
  * h released. The handle enters the dedup table and, for CPU data, the registry. */
 PyObject *gs__handle_wrap(gs_handle *h, PyObject *src);
+
+/* Releases a handle that never got its capsule. */
+void gs__handle_discard(gs_handle *h);
 
 /* The handle inside obj, or NULL when obj is not one of ours (no Python error is set). */
 gs_handle *gs__handle_of(PyObject *obj);

@@ -9,7 +9,7 @@
 
 typedef struct gs__producer_entry {
   PyObject *type; /* owned: grad_fn classes live as long as torch anyway */
-  bool sensitive;
+  unsigned flags;
 } gs__producer_entry;
 
 /* grad_fn type -> sensitivity. Global because it caches a per-class fact for every pack; used
@@ -19,39 +19,43 @@ static int gs__nproducers;
 
 /* Outputs of softmax and log-softmax are saved by their own backward and by the loss (nll_loss
  * saves the log-probabilities): low-bit copies of them were seen to diverge training (BRIEF §8). */
-static bool gs__name_is_sensitive(const char *name) {
-  return strstr(name, "Softmax") != NULL;
+static unsigned gs__name_flags(const char *name) {
+  unsigned f = strstr(name, "Softmax") ? GS_PRODUCER_SENSITIVE : 0;
+  if (strcmp(name, "ReluBackward0") == 0 || strcmp(name, "ReluBackward1") == 0 ||
+      strcmp(name, "ThresholdBackward0") == 0)
+    f |= GS_PRODUCER_RELU;
+  return f;
 }
 
-static int gs__classify_type(PyObject *type, bool *sensitive) {
+static int gs__classify_type(PyObject *type, unsigned *flags) {
   PyObject *name = gs__py.PyObject_GetAttr(type, gs__torch.s___name__);
   if (name == NULL) return -1;
   const char *s = gs__py.PyUnicode_AsUTF8AndSize(name, NULL);
-  *sensitive = s && gs__name_is_sensitive(s);
+  *flags = s ? gs__name_flags(s) : 0;
   gs__py.Py_DecRef(name);
   if (s == NULL) return -1;
   if (gs__nproducers < GS__PRODUCER_CACHE) {
     gs__py.Py_IncRef(type);
     gs__producers[gs__nproducers].type = type;
-    gs__producers[gs__nproducers].sensitive = *sensitive;
+    gs__producers[gs__nproducers].flags = *flags;
     gs__nproducers++;
   }
   return 0;
 }
 
-static int gs__type_sensitive(PyObject *type, bool *sensitive) {
+static int gs__type_flags(PyObject *type, unsigned *flags) {
   for (int i = 0; i < gs__nproducers; i++) {
     if (gs__producers[i].type == type) {
-      *sensitive = gs__producers[i].sensitive;
+      *flags = gs__producers[i].flags;
       return 0;
     }
   }
-  return gs__classify_type(type, sensitive);
+  return gs__classify_type(type, flags);
 }
 
-int gs__producer(PyObject *t, PyObject **type, bool *sensitive, int64_t *output_nr) {
+int gs__producer(PyObject *t, PyObject **type, unsigned *flags, int64_t *output_nr) {
   *type = NULL;
-  *sensitive = false;
+  *flags = 0;
   *output_nr = 0;
   PyObject *fn = gs__py.PyObject_GetAttr(t, gs__torch.s_grad_fn);
   if (fn == NULL) return -1;
@@ -62,7 +66,7 @@ int gs__producer(PyObject *t, PyObject **type, bool *sensitive, int64_t *output_
   PyObject *ty = gs__py.PyObject_Type(fn);
   gs__py.Py_DecRef(fn);
   if (ty == NULL) return -1;
-  int rc = gs__type_sensitive(ty, sensitive);
+  int rc = gs__type_flags(ty, flags);
   /* The cache (or torch's own module) keeps the class alive; hand back a borrowed pointer. */
   gs__py.Py_DecRef(ty);
   if (rc != 0) return -1;

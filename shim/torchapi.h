@@ -9,7 +9,7 @@
 #define GS__TORCH_NAMES(X)                                                                     \
   X(requires_grad) X(is_leaf) X(_base) X(dtype) X(layout) X(is_cuda) X(is_meta) X(shape)       \
   X(stride) X(data_ptr) X(_version) X(grad_fn) X(new_empty) X(new_empty_strided) X(detach)     \
-  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__)
+  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__) X(gt) X(add_)
 
 #define GS__TORCH_NAME_MEMBER(n) PyObject *s_##n;
 
@@ -18,6 +18,7 @@ typedef struct gs_torch {
   PyObject *dtype[4];      /* indexed by gs_dtype: float32, float16, bfloat16, bool */
   PyObject *kw_dtype[4];   /* {"dtype": dtype[i]} */
   PyObject *kw_uint8;      /* {"dtype": torch.uint8} */
+  PyObject *kw_alpha[4];   /* {"alpha": smallest positive step that survives in dtype i} */
   PyObject *strided;       /* torch.strided */
   PyObject *push_hooks;    /* torch._C._autograd._push_saved_tensors_default_hooks */
   PyObject *raw_stream;    /* torch._C._cuda_getCurrentRawStream, or NULL */

@@ -90,19 +90,20 @@ static uint64_t gs__ptr_of(PyObject *t) {
   return v;
 }
 
-static int gs__decode(gs_handle *h, uint64_t dst) {
-  uint64_t src = gs__ptr_of(h->data);
+static int gs__decode(gs_handle *h, PyObject *data, uint64_t bytes, const gs_codec_params *p,
+                      uint64_t dst) {
+  uint64_t src = gs__ptr_of(data);
   if (src == 0) return -EFAULT;
   if (h->device < 0)
-    return gs_decompress_cpu((const void *)(uintptr_t)src, h->held_bytes, (void *)(uintptr_t)dst,
-                             &h->params, 0);
+    return gs_decompress_cpu((const void *)(uintptr_t)src, bytes, (void *)(uintptr_t)dst, p, 0);
   /* Backward runs with the tensor's device current and on its stream (autograd's guard). */
   uint64_t stream = gs__torch_current_stream(h->device);
   gs__guard_stream(h, stream);
-  return gs_gpu_decompress(&h->params, src, dst, (void *)(uintptr_t)stream);
+  return gs_gpu_decompress(p, src, dst, (void *)(uintptr_t)stream);
 }
 
-PyObject *gs__decompress(gs_handle *h) {
+/* A new tensor of the handle's size and layout, of dtype code dt. */
+static PyObject *gs__empty_like(gs_handle *h, int dt) {
   PyObject *args = gs__py.PyTuple_New(h->stride ? 2 : 1);
   if (args == NULL) return NULL;
   gs__py.Py_IncRef(h->size);
@@ -112,11 +113,36 @@ PyObject *gs__decompress(gs_handle *h) {
     gs__py.PyTuple_SetItem(args, 1, h->stride);
   }
   PyObject *name = h->stride ? gs__torch.s_new_empty_strided : gs__torch.s_new_empty;
-  PyObject *out = gs__call_method(h->data, name, args, gs__torch.kw_dtype[h->dtype]);
+  PyObject *out = gs__call_method(h->data, name, args, gs__torch.kw_dtype[dt]);
   gs__py.Py_DecRef(args);
+  return out;
+}
+
+/* ReLU outputs: values stochastic rounding sent to 0 get back a positive sign (+1e-30 where
+ * the exact sign mask says x > 0), so ReLU's backward sees the exact mask. */
+static int gs__apply_mask(gs_handle *h, PyObject *out) {
+  PyObject *m = gs__empty_like(h, GS_DTYPE_BOOL);
+  uint64_t dst = m ? gs__ptr_of(m) : 0;
+  int rc = dst ? gs__decode(h, h->mask, h->mask_bytes, &h->mask_params, dst) : -EFAULT;
+  PyObject *args = rc == 0 ? gs__py.PyTuple_New(1) : NULL;
+  if (args) {
+    gs__py.PyTuple_SetItem(args, 0, m);
+    m = NULL;
+    PyObject *r = gs__call_method(out, gs__torch.s_add_, args, gs__torch.kw_alpha[h->dtype]);
+    gs__py.Py_DecRef(args);
+    if (r) gs__py.Py_DecRef(r);
+    else rc = -EFAULT;
+  }
+  if (m) gs__py.Py_DecRef(m);
+  return rc ? rc : (args ? 0 : -ENOMEM);
+}
+
+PyObject *gs__decompress(gs_handle *h) {
+  PyObject *out = gs__empty_like(h, h->dtype);
   if (out == NULL) return NULL;
   uint64_t dst = gs__ptr_of(out);
-  int rc = dst ? gs__decode(h, dst) : -EFAULT;
+  int rc = dst ? gs__decode(h, h->data, h->data_bytes, &h->params, dst) : -EFAULT;
+  if (rc == 0 && h->mask) rc = gs__apply_mask(h, out);
   if (rc == 0) return out;
   gs__py.Py_DecRef(out);
   if (!gs__py.PyErr_Occurred()) {
