@@ -328,7 +328,10 @@ static PyObject *gs__compress_src(PyObject *t, PyObject *src, const gs__tinfo *t
   int rc = 0;
   PyObject *out = gs__encode(src, ti, &p, &stream, &rc);
   if (out == NULL) {
-    if (rc == -ERANGE) *why = GS_SKIP_NONFINITE;
+    if (rc == -ERANGE) {
+      gs__warn_once("nonfinite", "a saved tensor holds Inf or NaN; such tensors are kept exact");
+      *why = GS_SKIP_NONFINITE;
+    }
     else if (gs__py.PyErr_Occurred()) gs__note_error(why);
     else {
       gs__warn_once("codec-error", "compression failed (%d); such tensors are kept exact", rc);
