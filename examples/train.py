@@ -60,7 +60,7 @@ def stdlib_text(limit=2_000_000):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--ctx", type=int, default=64)
     ap.add_argument("--log-every", type=int, default=25)
