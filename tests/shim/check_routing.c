@@ -13,8 +13,12 @@ typedef int (*alloc_fn)(unsigned long long *, size_t, void *);
 typedef int (*free_fn)(unsigned long long, void *);
 
 int gs_next_probe(void);
-void *gs_next_from_a(void);
-void *gs_next_from_b(void);
+void *gs_next_from_a(const char *name);
+void *gs_next_from_b(const char *name);
+
+/* dlsym as a binary linked against glibc < 2.34 (libdl) binds it: the shim exports that version too. */
+void *gs_old_dlsym(void *handle, const char *name);
+__asm__(".symver gs_old_dlsym, dlsym@GLIBC_2.2.5");
 
 static void *drv;
 
@@ -46,6 +50,14 @@ START_TEST(dlsym_substitutes_exact_names) {
   }
   /* Distinct wrappers per exact name: _ptsz is not folded into the plain one. */
   ck_assert_ptr_ne(dlsym(drv, "cuMemAllocAsync"), dlsym(drv, "cuMemAllocAsync_ptsz"));
+}
+END_TEST
+
+START_TEST(old_dlsym_version_is_hooked) {
+  void *p = gs_old_dlsym(drv, "cuMemAlloc_v2");
+  ck_assert(in_shim(p));
+  ck_assert_ptr_eq(p, dlsym(drv, "cuMemAlloc_v2"));
+  ck_assert_ptr_eq(gs_old_dlsym(drv, "cudnnGetVersion"), gs_standin_address("cudnnGetVersion"));
 }
 END_TEST
 
@@ -123,18 +135,24 @@ START_TEST(wrappers_call_the_driver) {
 }
 END_TEST
 
-START_TEST(rtld_next_is_relative_to_the_caller) {
-  void *from_main = dlsym(RTLD_NEXT, "gs_next_probe");
+static void check_next(const char *name) {
+  void *from_main = dlsym(RTLD_NEXT, name);
   ck_assert_ptr_nonnull(from_main);
   ck_assert_int_eq(((int (*)(void))from_main)(), 'a');
-  void *from_a = gs_next_from_a();
+  void *from_a = gs_next_from_a(name);
   ck_assert_ptr_nonnull(from_a);
   ck_assert_int_eq(((int (*)(void))from_a)(), 'b'); /* not 'a': that would recurse */
-  ck_assert_ptr_null(gs_next_from_b());
+  ck_assert_ptr_null(gs_next_from_b(name));
   const char *e = dlerror();
   ck_assert_ptr_nonnull(e);
-  ck_assert_ptr_nonnull(strstr(e, "gs_next_probe"));
+  ck_assert_ptr_nonnull(strstr(e, name));
+}
+
+START_TEST(rtld_next_is_relative_to_the_caller) {
+  check_next("gs_next_probe"); /* answered by glibc from the caller's return address */
+  check_next("cuGsNextProbe"); /* answered by the shim's emulation */
   ck_assert_ptr_nonnull(dlsym(RTLD_NEXT, "malloc"));
+  ck_assert_ptr_nonnull(gs_next_from_b("malloc"));
 }
 END_TEST
 
@@ -143,6 +161,7 @@ int main(void) {
   TCase *tc = tcase_create("core");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, dlsym_substitutes_exact_names);
+  tcase_add_test(tc, old_dlsym_version_is_hooked);
   tcase_add_test(tc, dlsym_leaves_other_names);
   tcase_add_test(tc, get_proc_address_routes_by_pointer);
   tcase_add_test(tc, null_symbol_status);
