@@ -356,6 +356,7 @@ int gs__trace_stop(void) {
   __atomic_store_n(&gs__r.stop, 1, __ATOMIC_RELEASE);
   pthread_join(gs__r.thread, NULL);
   gs__close_window(gs__now_ns());
+  gs__sink_flush(&gs__r.sink); /* first, so that the DROP record counts what this flush drops */
   gs__emit_end(&gs__r.sink, 0);
   gs__sink_flush(&gs__r.sink);
   int rc = gs__r.sink.error;

@@ -41,7 +41,7 @@ int gs__sink_open(gs_sink *s, const char *path, uint64_t max_bytes, size_t mem_b
   gs__tracefmt_header(&s->hdr, s->max_bytes, 0);
   if (!path || !*path) return 0;
   snprintf(s->path, sizeof(s->path), "%s", path);
-  s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (s->fd < 0) return -errno;
   if (write(s->fd, &s->hdr, sizeof(s->hdr)) != (ssize_t)sizeof(s->hdr)) {
     int e = errno ? -errno : -EIO;
@@ -97,9 +97,13 @@ int gs__sink_compact(const uint8_t *in, size_t len, unsigned shift, size_t cut, 
   gs_trace_reader rd = {.buf = in, .len = len, .off = 0};
   gs_rec r;
   int rc = 0;
+  uint64_t last_t = 0;
   *first_t = 0;
   while (rc == 0 && gs__tracefmt_next(&rd, &r) == 1) {
     const uint8_t *raw = r.payload - GS_REC_HDR_BYTES;
+    uint64_t t = 0;
+    if (r.len >= 8 && r.type != GS_REC_MODULE && r.type != GS_REC_SITE) memcpy(&t, r.payload, 8);
+    if (t > last_t) last_t = t;
     if (gs__tracefmt_is_detail(r.type)) {
       if (r.off < cut) {
         (*detail_dropped)++;
@@ -117,6 +121,8 @@ int gs__sink_compact(const uint8_t *in, size_t len, unsigned shift, size_t cut, 
   }
   for (unsigned d = 0; rc == 0 && d < GS_SINK_DEVS; d++)
     if (m[d].has) rc = gs__buf_put(out, m[d].rec, m[d].rec_n);
+  /* No detail kept at all: it is complete only from now on. */
+  if (*detail_dropped && !*first_t) *first_t = last_t + 1;
   free(m);
   return rc;
 }
@@ -188,7 +194,7 @@ static int gs__compact_file(gs_sink *s) {
   if (first_t > s->detail_from) s->detail_from = first_t;
   char tmp[sizeof(s->path) + 8];
   snprintf(tmp, sizeof(tmp), "%s.tmp", s->path);
-  int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+  int fd = rc == 0 ? open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
   if (rc == 0 && fd < 0) rc = -errno;
   if (rc == 0) rc = gs__write_all(fd, out.p, out.n);
   if (rc == 0 && rename(tmp, s->path) != 0) rc = -errno;
