@@ -76,6 +76,10 @@ const char *rp_bytes(uint64_t n, char *buf, size_t len);
  * Returns a malloc'd array and its length in *n. */
 gs_rec_sample *rp_downsample(const rp_trace *t, int device, size_t max, size_t *n);
 
+/* The timeline as nb equal time buckets from t0 to t1, each holding the largest sample that fell
+ * in it (or the value live when it began): a chart drawn from it never hides a peak. */
+gs_rec_sample *rp_buckets(const rp_trace *t, int device, size_t nb, uint64_t t0, uint64_t t1);
+
 /* A call site's description ("leaf ← caller ← caller"), symbolized from the recorded modules. */
 void rp_site_text(rp_trace *t, uint32_t site, char *buf, size_t len);
 

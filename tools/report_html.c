@@ -63,9 +63,12 @@ static void rp_axes(FILE *f, const rp_trace *t, const rp_scale *sc) {
     fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", RP_L, RP_W - 10, y, y);
     fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%s</text>\n", RP_L - 4, y + 4, rp_bytes(v, b, sizeof(b)));
   }
+  bool ms = sc->t1 - sc->t0 < 2000000000ull; /* short runs read better in milliseconds */
   for (int i = 0; i <= 6; i++) {
     uint64_t tt = sc->t0 + (sc->t1 - sc->t0) / 6 * (uint64_t)i;
-    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%.2f s</text>\n", rp_x(sc, tt), RP_H - 10, rp_sec(t, tt));
+    const char *anchor = i == 0 ? "start" : i == 6 ? "end" : "middle";
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\" font-size=\"11\">%.*f %s</text>\n", rp_x(sc, tt),
+            RP_H - 10, anchor, ms ? 1 : 2, ms ? rp_sec(t, tt) * 1e3 : rp_sec(t, tt), ms ? "ms" : "s");
   }
 }
 
@@ -82,14 +85,19 @@ static void rp_bands(FILE *f, const rp_trace *t, const rp_scale *sc) {
 
 static void rp_chart(FILE *f, const rp_trace *t) {
   size_t n;
-  gs_rec_sample *p = rp_downsample(t, t->peak_dev, RP_POINTS, &n);
-  if (!p || !n) {
-    free(p);
+  gs_rec_sample *raw = rp_downsample(t, t->peak_dev, 1, &n);
+  if (!raw || !n || !t->nsamples) {
+    free(raw);
     fprintf(f, "<p>No memory samples.</p>\n");
     return;
   }
-  rp_scale sc = {p[0].t, p[n - 1].t > p[0].t ? p[n - 1].t : p[0].t + 1, t->peak.total + t->peak.total / 10 + 1};
+  free(raw);
+  rp_scale sc = {t->samples[0].t, t->t_last + 1, t->peak.total + t->peak.total / 10 + 1};
   if (t->niters && t->iters[0].t0 < sc.t0) sc.t0 = t->iters[0].t0;
+  /* One point per pixel column or so, never more than RP_POINTS, each its bucket's maximum. */
+  n = RP_W - RP_L - 10 < RP_POINTS ? RP_W - RP_L - 10 : RP_POINTS;
+  gs_rec_sample *p = rp_buckets(t, t->peak_dev, n, sc.t0, sc.t1);
+  if (!p) return;
   fprintf(f, "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">\n", RP_W, RP_H, RP_W, RP_H);
   rp_bands(f, t, &sc);
   rp_axes(f, t, &sc);
@@ -119,7 +127,7 @@ static void rp_tables(FILE *f, rp_trace *t) {
   for (int i = 0; i < 4; i++)
     fprintf(f, "<tr><td>%s</td><td>%llu</td><td>%s</td><td>%s</td><td>%.2f</td></tr>\n", ops[i], (unsigned long long)t->comp[i].count,
             rp_bytes(t->comp[i].before, b, 32), rp_bytes(t->comp[i].after, b2, 32),
-            t->comp[i].after ? (double)t->comp[i].before / (double)t->comp[i].after : 0.0);
+            i == GS_SAVED_COMPRESS && t->comp[i].after ? (double)t->comp[i].before / (double)t->comp[i].after : 1.0);
   fprintf(f, "</table></div>\n<table class=\"wide\"><tr><th>live at the peak</th><th>allocations</th><th>call site</th></tr>\n");
   for (size_t i = 0; i < t->ntop && i < 15; i++) {
     rp_site_text(t, t->top[i].site, where, sizeof(where));

@@ -214,3 +214,25 @@ void rp_site_text(rp_trace *t, uint32_t site, char *buf, size_t len) {
   }
   if (!shown) snprintf(buf, len, site ? "(unsymbolized)" : "(no call site recorded)");
 }
+
+gs_rec_sample *rp_buckets(const rp_trace *t, int device, size_t nb, uint64_t t0, uint64_t t1) {
+  gs_rec_sample *out = calloc(nb ? nb : 1, sizeof(*out));
+  if (!out) return NULL;
+  gs_rec_sample carry = {.device = (int16_t)device};
+  size_t j = 0;
+  uint64_t span = t1 > t0 ? t1 - t0 : 1;
+  for (size_t b = 0; b < nb; b++) {
+    uint64_t start = t0 + (uint64_t)((double)span * (double)b / (double)nb);
+    uint64_t end = t0 + (uint64_t)((double)span * (double)(b + 1) / (double)nb);
+    gs_rec_sample best = carry; /* what was live when the bucket began */
+    for (; j < t->nsamples && (t->samples[j].t < end || b + 1 == nb); j++) {
+      const gs_rec_sample *s = &t->samples[j];
+      if (s->device != device) continue;
+      if (s->total > best.total) best = *s;
+      carry = *s;
+    }
+    best.t = start;
+    out[b] = best;
+  }
+  return out;
+}
