@@ -57,7 +57,11 @@ GS_API int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst,
                              const gs_codec_params *expect, int nthreads);
 
 /* GPU kernels, launched through the CUDA Driver API on `stream` (a CUstream) in the calling
- * thread's current context. Asynchronous: no host synchronization, no allocation.
+ * thread's current context. The compressed buffer must be 16-byte aligned, the tensor aligned to
+ * its element size (-EINVAL otherwise). Compress cannot return -ERANGE without a host sync: the
+ * count of non-finite groups is the uint32 at byte 24 of the header (FORMAT.md). The GPU
+ * decompress trusts p; a header that does not match p yields NaN (bool: 0), not garbage.
+ * Asynchronous: no host synchronization, no allocation.
  * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context. */
 GS_API int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
                            void *stream);

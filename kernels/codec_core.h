@@ -1,0 +1,292 @@
+/* codec_core.h: per-element and per-group codec arithmetic shared by the CPU twin and the CUDA
+ * kernels, so that both produce identical bytes by construction (see FORMAT.md). */
+#ifndef GS_CODEC_CORE_H
+#define GS_CODEC_CORE_H
+
+#include <stdint.h>
+
+/* One definition for host and device. Only IEEE correctly rounded +, -, *, / are used and the
+ * build forbids contraction (-ffp-contract=off, nvcc -fmad=false), so results match bit for bit.
+ * Float conversions are integer bit manipulation: no intrinsic, no library call. */
+#if defined(__CUDACC__)
+#define GS_HD static __forceinline__ __host__ __device__
+#else
+#define GS_HD static inline
+#endif
+
+#define GS_FMT_MAGIC 0x31515347u /* "GSQ1" little-endian */
+#define GS_FMT_VERSION 1u
+#define GS_FMT_HEADER_BYTES 32u
+#define GS_FMT_META_BYTES 4u
+#define GS_FMT_MAX_N (1ull << 48)
+#define GS_FMT_STEP_BF16 0x8000u   /* bit 15 of the step field: min and step are bf16 */
+#define GS_FMT_NONFINITE 0x7fffu   /* step field of a group holding Inf/NaN (an fp16 NaN) */
+#define GS_FMT_RANGE_LIMIT 1.7014118346046923e38f /* 2^127: wider groups are not representable */
+#define GS_FMT_STEP_FLOOR 7.52316384526264e-37f   /* 2^-120: keeps 1/step finite */
+
+/* Header, little-endian, at offset 0 of every buffer. `check` covers bytes 0..11 and 16..23;
+ * `nonfinite` (how many groups were flagged) is written last, by atomics on the GPU. */
+typedef struct gs__header {
+  uint32_t magic;
+  uint8_t version, dtype, bits, reserved0;
+  uint32_t group;
+  uint32_t check;
+  uint64_t n;
+  uint32_t nonfinite;
+  uint32_t reserved1;
+} gs__header;
+
+/* Kernel parameters, passed by value through cuLaunchKernel; layout shared with gpu.c. */
+typedef struct gs__kparams {
+  uint64_t src, dst; /* device pointers */
+  uint64_t n, seed, tensor_id;
+  uint64_t meta_off, data_off; /* byte offsets in the compressed buffer */
+  uint64_t ngroups;
+  uint32_t group, bits, dtype, check;
+} gs__kparams;
+
+/* Group meta decoded to fp32. */
+typedef struct gs__meta {
+  float minf, stepf, inv;
+  uint16_t min_field, step_field;
+  int nonfinite;
+} gs__meta;
+
+GS_HD uint32_t gs__f2u(float f) {
+  union { float f; uint32_t u; } v;
+  v.f = f;
+  return v.u;
+}
+GS_HD float gs__u2f(uint32_t u) {
+  union { float f; uint32_t u; } v;
+  v.u = u;
+  return v.f;
+}
+GS_HD int gs__isfinite_bits(uint32_t u) { return (u & 0x7f800000u) != 0x7f800000u; }
+
+/* ---- Philox4x32-10 (Salmon et al., SC'11): 4x32-bit counter, 2x32-bit key. ---- */
+GS_HD void gs__philox(uint32_t c[4], uint32_t k0, uint32_t k1) {
+  for (int r = 0; r < 10; r++) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c[0];
+    uint64_t p1 = (uint64_t)0xCD9E8D57u * c[2];
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0;
+    uint32_t n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
+    c[1] = (uint32_t)p1;
+    c[3] = (uint32_t)p0;
+    c[0] = n0;
+    c[2] = n2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+}
+
+/* The 8 rounding offsets of chunk `chunk` (elements chunk*8 .. chunk*8+7): one Philox call keyed
+ * by seed, counter (chunk, tensor_id); element j takes 16 bits, u = (r + 1/2) / 2^16 in (0,1). */
+GS_HD void gs__chunk_random(uint64_t seed, uint64_t tensor_id, uint64_t chunk, uint32_t r[4]) {
+  r[0] = (uint32_t)chunk;
+  r[1] = (uint32_t)(chunk >> 32);
+  r[2] = (uint32_t)tensor_id;
+  r[3] = (uint32_t)(tensor_id >> 32);
+  gs__philox(r, (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+GS_HD float gs__uniform(const uint32_t r[4], unsigned j) {
+  uint32_t h = (r[j >> 1] >> ((j & 1u) * 16u)) & 0xffffu;
+  return (float)(2u * h + 1u) * 7.62939453125e-06f; /* exact: (2h+1) * 2^-17 */
+}
+
+/* ---- 16-bit float conversions. mode: 0 nearest-even, 1 toward -Inf, 2 toward +Inf. ---- */
+enum { GS_RN = 0, GS_RD = 1, GS_RU = 2 };
+
+GS_HD int gs__round_away(uint32_t sign, uint32_t rem, uint32_t half, uint32_t lsb, int mode) {
+  if (rem == 0) return 0;
+  if (mode == GS_RN) return rem > half || (rem == half && lsb);
+  return (mode == GS_RU) ? !sign : sign != 0;
+}
+
+GS_HD float gs__f16_to_f32(uint16_t h) {
+  uint32_t s = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 31) return gs__u2f(s | 0x7f800000u | (m << 13));
+  if (e == 0) {
+    if (m == 0) return gs__u2f(s);
+    e = 113; /* normalise the subnormal: value = m * 2^-24 */
+    while (!(m & 0x400u)) {
+      m <<= 1;
+      e--;
+    }
+    return gs__u2f(s | (e << 23) | ((m & 0x3ffu) << 13));
+  }
+  return gs__u2f(s | ((e + 112) << 23) | (m << 13));
+}
+
+GS_HD uint16_t gs__f32_to_f16(float f, int mode) {
+  uint32_t u = gs__f2u(f), s = u >> 31, a = u & 0x7fffffffu;
+  uint16_t sh = (uint16_t)(s << 15);
+  if (a >= 0x7f800000u) return (uint16_t)(sh | (a > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (a == 0) return sh;
+  int e = (int)(a >> 23) - 127;
+  uint32_t m = (a & 0x7fffffu) | 0x800000u;
+  if ((a >> 23) == 0) { /* fp32 subnormal: far below the fp16 range */
+    m = a & 0x7fffffu;
+    e = -126;
+  }
+  if (e > 15) /* beyond 65504 + ulp: max finite, then rounded as if a remainder remained */
+    return (uint16_t)(sh | (0x7bffu + (uint32_t)gs__round_away(s, 2, 1, 1, mode)));
+  uint32_t shift = e >= -14 ? 13u : (uint32_t)(13 - 14 - e);
+  uint32_t base = e >= -14 ? (uint32_t)(e + 14) << 10 : 0u;
+  uint32_t trunc, rem, half;
+  if (shift > 25) {
+    trunc = 0;
+    rem = 1;
+    half = 2;
+  } else {
+    trunc = m >> shift;
+    rem = m & ((1u << shift) - 1u);
+    half = 1u << (shift - 1u);
+  }
+  uint32_t h = base + trunc;
+  h += (uint32_t)gs__round_away(s, rem, half, h & 1u, mode);
+  return (uint16_t)(sh | h);
+}
+
+GS_HD float gs__bf16_to_f32(uint16_t h) { return gs__u2f((uint32_t)h << 16); }
+
+GS_HD uint16_t gs__f32_to_bf16(float f, int mode) {
+  uint32_t u = gs__f2u(f), s = u >> 31, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint16_t)((s << 15) | 0x7fc0u);
+  uint32_t h = a >> 16;
+  h += (uint32_t)gs__round_away(s, a & 0xffffu, 0x8000u, h & 1u, mode);
+  return (uint16_t)((s << 15) | h);
+}
+
+/* Output conversions of decoded values: nearest-even, saturating, since a decoded value of a
+ * finite group must stay finite. NaN passes through. */
+GS_HD uint16_t gs__out_f16(float f) {
+  uint16_t h = gs__f32_to_f16(f, GS_RN);
+  if ((h & 0x7fffu) == 0x7c00u && gs__isfinite_bits(gs__f2u(f))) h = (uint16_t)((h & 0x8000u) | 0x7bffu);
+  return h;
+}
+GS_HD uint16_t gs__out_bf16(float f) {
+  uint16_t h = gs__f32_to_bf16(f, GS_RN);
+  if ((h & 0x7fffu) == 0x7f80u && gs__isfinite_bits(gs__f2u(f))) h = (uint16_t)((h & 0x8000u) | 0x7f7fu);
+  return h;
+}
+
+/* Input element i of a tensor of dtype 0/1/2 as fp32 (exact). */
+GS_HD float gs__load(const void *src, uint64_t i, unsigned dtype) {
+  if (dtype == 0) return ((const float *)src)[i];
+  uint16_t h = ((const uint16_t *)src)[i];
+  return dtype == 1 ? gs__f16_to_f32(h) : gs__bf16_to_f32(h);
+}
+
+/* ---- Per-group meta. ---- */
+
+/* One candidate format (is_bf16): min rounded down, step = (max - min16)/k rounded up. Returns 0
+ * if the format cannot represent this group. */
+GS_HD int gs__meta_try(float mn, float mx, float k, int is_bf16, gs__meta *m) {
+  uint16_t mb = is_bf16 ? gs__f32_to_bf16(mn, GS_RD) : gs__f32_to_f16(mn, GS_RD);
+  float mf = is_bf16 ? gs__bf16_to_f32(mb) : gs__f16_to_f32(mb);
+  if (!gs__isfinite_bits(gs__f2u(mf))) return 0;
+  float d = mx - mf;
+  if (!(d <= GS_FMT_RANGE_LIMIT)) return 0;
+  uint16_t sb = 0;
+  float sf = 0.0f;
+  if (d > 0.0f) {
+    float s = d / k;
+    if (s < GS_FMT_STEP_FLOOR) s = GS_FMT_STEP_FLOOR;
+    sb = is_bf16 ? gs__f32_to_bf16(s, GS_RU) : gs__f32_to_f16(s, GS_RU);
+    sf = is_bf16 ? gs__bf16_to_f32(sb) : gs__f16_to_f32(sb);
+    if (!gs__isfinite_bits(gs__f2u(sf))) return 0;
+  }
+  m->minf = mf;
+  m->stepf = sf;
+  m->inv = sf > 0.0f ? 1.0f / sf : 0.0f;
+  m->min_field = mb;
+  m->step_field = (uint16_t)(sb | (is_bf16 ? GS_FMT_STEP_BF16 : 0u));
+  m->nonfinite = 0;
+  return 1;
+}
+
+GS_HD void gs__meta_flagged(gs__meta *m) {
+  m->minf = m->stepf = m->inv = 0.0f;
+  m->min_field = 0;
+  m->step_field = GS_FMT_NONFINITE;
+  m->nonfinite = 1;
+}
+
+/* Meta of a group from its min and max (canonical: -0 folded to +0) and whether it held Inf/NaN.
+ * Per group the format with the smaller step wins (ties: the larger min, then fp16). */
+GS_HD void gs__meta_compute(float mn, float mx, int nonfinite, unsigned bits, gs__meta *m) {
+  gs__meta a, b;
+  float k = (float)((1u << bits) - 1u);
+  mn = mn + 0.0f;
+  mx = mx + 0.0f;
+  int ok_a = !nonfinite && gs__meta_try(mn, mx, k, 0, &a);
+  int ok_b = !nonfinite && gs__meta_try(mn, mx, k, 1, &b);
+  if (ok_a && ok_b) {
+    int pick_b = b.stepf < a.stepf || (b.stepf == a.stepf && b.minf > a.minf);
+    *m = pick_b ? b : a;
+  } else if (ok_a) {
+    *m = a;
+  } else if (ok_b) {
+    *m = b;
+  } else {
+    gs__meta_flagged(m);
+  }
+}
+
+/* Meta as read back from a buffer; a non-finite min or step (the flag, or corruption) makes the
+ * whole group decode to NaN. */
+GS_HD void gs__meta_decode(uint16_t min_field, uint16_t step_field, gs__meta *m) {
+  int is_bf16 = (step_field & GS_FMT_STEP_BF16) != 0;
+  uint16_t sb = (uint16_t)(step_field & 0x7fffu);
+  m->minf = is_bf16 ? gs__bf16_to_f32(min_field) : gs__f16_to_f32(min_field);
+  m->stepf = is_bf16 ? gs__bf16_to_f32(sb) : gs__f16_to_f32(sb);
+  m->inv = 0.0f;
+  m->min_field = min_field;
+  m->step_field = step_field;
+  m->nonfinite = !gs__isfinite_bits(gs__f2u(m->minf)) || !gs__isfinite_bits(gs__f2u(m->stepf));
+}
+
+/* Quantization level of x: floor((x - min) * (1/step) + u) clamped to [0, kmax]. */
+GS_HD uint32_t gs__quant(float x, const gs__meta *m, float u, uint32_t kmax) {
+  if (m->nonfinite) return 0;
+  float t = (x - m->minf) * m->inv;
+  t = t + u;
+  if (!(t >= 1.0f)) return 0;
+  if (t >= (float)kmax) return kmax;
+  return (uint32_t)t;
+}
+
+GS_HD float gs__dequant(uint32_t q, const gs__meta *m) {
+  if (m->nonfinite) return gs__u2f(0x7fc00000u);
+  float v = (float)q * m->stepf;
+  return m->minf + v;
+}
+
+/* Non-finite test on fp32 bits: exponent all ones. */
+GS_HD int gs__nonfinite(float x) { return !gs__isfinite_bits(gs__f2u(x)); }
+
+/* Header check word: FNV-1a over the fields it covers. */
+GS_HD uint32_t gs__header_check(uint8_t dtype, uint8_t bits, uint32_t group, uint64_t n) {
+  uint32_t h = 2166136261u;
+  uint32_t w[5] = {GS_FMT_MAGIC, GS_FMT_VERSION | ((uint32_t)dtype << 8) | ((uint32_t)bits << 16),
+                   group, (uint32_t)n, (uint32_t)(n >> 32)};
+  for (int i = 0; i < 5; i++)
+    for (int b = 0; b < 4; b++) {
+      h ^= (w[i] >> (8 * b)) & 0xffu;
+      h *= 16777619u;
+    }
+  return h;
+}
+
+/* Pack 8 levels of `bits` bits LSB-first into `bits` bytes (as a little-endian integer). */
+GS_HD uint64_t gs__pack8(const uint32_t q[8], unsigned bits) {
+  uint64_t v = 0;
+  for (unsigned j = 0; j < 8; j++) v |= (uint64_t)q[j] << (j * bits);
+  return v;
+}
+GS_HD uint32_t gs__unpack1(uint64_t v, unsigned j, unsigned bits) {
+  return (uint32_t)(v >> (j * bits)) & ((1u << bits) - 1u);
+}
+
+#endif

@@ -1,0 +1,208 @@
+/* gpu.c: launches the embedded codec kernels through the CUDA Driver API, resolved at run time. */
+#include "gactshim.h"
+#include "codec_core.h"
+#include "codec_layout.h"
+
+#include <errno.h>
+
+#if !defined(GS_HAVE_CUDA_KERNELS)
+
+int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr, void *stream) {
+  (void)p, (void)src_dptr, (void)dst_dptr, (void)stream;
+  return -ENOSYS;
+}
+int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
+                      void *stream) {
+  (void)p, (void)src_dptr, (void)dst_dptr, (void)stream;
+  return -ENOSYS;
+}
+
+#else
+
+#include <dlfcn.h>
+#include <pthread.h>
+
+/* The few driver types used, declared here so that the library builds without cuda.h. */
+typedef int CUresult;
+typedef struct CUctx_st *CUcontext;
+typedef struct CUmod_st *CUmodule;
+typedef struct CUfunc_st *CUfunction;
+typedef int CUdevice;
+
+extern const unsigned char gs__codec_fatbin[];
+
+typedef struct gs__driver {
+  CUresult (*ctx_get_current)(CUcontext *);
+  CUresult (*ctx_get_device)(CUdevice *);
+  CUresult (*ctx_get_id)(CUcontext, unsigned long long *); /* optional (CUDA >= 12) */
+  CUresult (*device_get_attribute)(int *, int, CUdevice);
+  CUresult (*module_load_data)(CUmodule *, const void *);
+  CUresult (*module_get_function)(CUfunction *, CUmodule, const char *);
+  CUresult (*launch_kernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                            unsigned, void *, void **, void **);
+} gs__driver;
+
+/* One loaded module per context: a module belongs to the context it was loaded in. */
+typedef struct gs__module {
+  CUcontext ctx;
+  unsigned long long ctx_id;
+  CUfunction header, compress, decompress;
+  int sms;
+} gs__module;
+
+#define GS__MAX_CONTEXTS 16
+#define GS__CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT 16
+
+/* Process-wide because the driver and its contexts are: the resolved entry points (filled once,
+ * under the lock) and the module cache, bounded by GS__MAX_CONTEXTS. */
+static pthread_mutex_t gs__gpu_lock = PTHREAD_MUTEX_INITIALIZER;
+static gs__driver gs__drv;
+static int gs__drv_ready; /* failures are not cached: the driver may be loaded later */
+static gs__module gs__modules[GS__MAX_CONTEXTS];
+static int gs__nmodules;
+
+static int gs__driver_resolve(void) {
+  /* RTLD_NOLOAD: use the driver only if the process has loaded it; never load it ourselves. */
+  void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+  if (h == NULL) return -ENODEV;
+  gs__driver d;
+  *(void **)&d.ctx_get_current = dlsym(h, "cuCtxGetCurrent");
+  *(void **)&d.ctx_get_device = dlsym(h, "cuCtxGetDevice");
+  *(void **)&d.ctx_get_id = dlsym(h, "cuCtxGetId");
+  *(void **)&d.device_get_attribute = dlsym(h, "cuDeviceGetAttribute");
+  *(void **)&d.module_load_data = dlsym(h, "cuModuleLoadData");
+  *(void **)&d.module_get_function = dlsym(h, "cuModuleGetFunction");
+  *(void **)&d.launch_kernel = dlsym(h, "cuLaunchKernel");
+  dlclose(h); /* the process keeps its own reference; the symbols stay valid */
+  if (!d.ctx_get_current || !d.ctx_get_device || !d.device_get_attribute ||
+      !d.module_load_data || !d.module_get_function || !d.launch_kernel)
+    return -ENODEV;
+  gs__drv = d;
+  return 1;
+}
+
+static int gs__module_load(CUcontext ctx, unsigned long long id, gs__module *m) {
+  CUmodule mod;
+  CUdevice dev;
+  m->ctx = ctx;
+  m->ctx_id = id;
+  m->sms = 0;
+  if (gs__drv.module_load_data(&mod, gs__codec_fatbin) != 0) return -ENODEV;
+  if (gs__drv.module_get_function(&m->header, mod, "gs_k_header") != 0 ||
+      gs__drv.module_get_function(&m->compress, mod, "gs_k_compress") != 0 ||
+      gs__drv.module_get_function(&m->decompress, mod, "gs_k_decompress") != 0)
+    return -ENODEV;
+  if (gs__drv.ctx_get_device(&dev) != 0 ||
+      gs__drv.device_get_attribute(&m->sms, GS__CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) != 0 ||
+      m->sms < 1)
+    m->sms = 1;
+  return 0;
+}
+
+/* The module of the calling thread's current context, loading it on first use. */
+static int gs__module_get(gs__module *out) {
+  int rc = 0;
+  pthread_mutex_lock(&gs__gpu_lock);
+  if (!gs__drv_ready) {
+    rc = gs__driver_resolve();
+    if (rc < 0) goto done;
+    gs__drv_ready = 1;
+    rc = 0;
+  }
+  CUcontext ctx = NULL;
+  unsigned long long id = 0;
+  if (gs__drv.ctx_get_current(&ctx) != 0 || ctx == NULL) {
+    rc = -ENODEV;
+    goto done;
+  }
+  /* A context id tells a new context apart from a destroyed one at the same address. */
+  if (gs__drv.ctx_get_id != NULL && gs__drv.ctx_get_id(ctx, &id) != 0) id = 0;
+  for (int i = 0; i < gs__nmodules; i++) {
+    if (gs__modules[i].ctx == ctx && gs__modules[i].ctx_id == id) {
+      *out = gs__modules[i];
+      goto done;
+    }
+  }
+  gs__module m;
+  rc = gs__module_load(ctx, id, &m);
+  if (rc != 0) goto done;
+  /* Full table: replace the oldest entry (its module stays loaded in its context). */
+  if (gs__nmodules == GS__MAX_CONTEXTS) {
+    for (int i = 1; i < GS__MAX_CONTEXTS; i++) gs__modules[i - 1] = gs__modules[i];
+    gs__nmodules--;
+  }
+  gs__modules[gs__nmodules++] = m;
+  *out = m;
+done:
+  pthread_mutex_unlock(&gs__gpu_lock);
+  return rc;
+}
+
+static void gs__kparams_of(const gs__layout *l, uint64_t src, uint64_t dst, gs__kparams *k) {
+  k->src = src;
+  k->dst = dst;
+  k->n = l->p.n;
+  k->seed = l->p.seed;
+  k->tensor_id = l->p.tensor_id;
+  k->meta_off = l->meta_off;
+  k->data_off = l->data_off;
+  k->ngroups = l->ngroups;
+  k->group = l->p.group;
+  k->bits = l->p.bits;
+  k->dtype = (uint32_t)l->p.dtype;
+  k->check = gs__header_check((uint8_t)l->p.dtype, (uint8_t)l->p.bits, l->p.group, l->p.n);
+}
+
+/* Enough blocks to fill the GPU several times over; the kernels loop (grid-stride) over the rest. */
+static unsigned gs__grid(uint64_t work_items, unsigned per_block, int sms) {
+  uint64_t want = (work_items + per_block - 1) / per_block, cap = (uint64_t)sms * 32u;
+  if (want > cap) want = cap;
+  return want ? (unsigned)want : 1u;
+}
+
+#define GS__BLOCK 256u
+
+/* The compressed buffer must be 16-byte aligned (metas and packed data are stored with wide
+ * accesses at aligned offsets); the tensor, aligned to its element size. */
+static int gs__aligned(uint64_t buf, uint64_t tensor, const gs__layout *l) {
+  unsigned esz = l->p.dtype == GS_DTYPE_F32 ? 4u : l->p.dtype == GS_DTYPE_BOOL ? 1u : 2u;
+  return buf != 0 && buf % 16u == 0 && (l->p.n == 0 || (tensor != 0 && tensor % esz == 0));
+}
+
+int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr, void *stream) {
+  gs__layout l;
+  gs__module m;
+  gs__kparams k;
+  if (gs__layout_of(p, &l) != 0 || !gs__aligned(dst_dptr, src_dptr, &l)) return -EINVAL;
+  int rc = gs__module_get(&m);
+  if (rc != 0) return rc;
+  gs__kparams_of(&l, src_dptr, dst_dptr, &k);
+  void *args[] = {&k};
+  if (gs__drv.launch_kernel(m.header, 1, 1, 1, 32, 1, 1, 0, stream, args, NULL) != 0) return -EIO;
+  if (l.p.n == 0) return 0;
+  /* Compress: one warp per group (or per few small groups); bool: one thread per byte. */
+  uint64_t items = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups * 32u;
+  unsigned grid = gs__grid(items, GS__BLOCK, m.sms);
+  if (gs__drv.launch_kernel(m.compress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0)
+    return -EIO;
+  return 0;
+}
+
+int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
+                      void *stream) {
+  gs__layout l;
+  gs__module m;
+  gs__kparams k;
+  if (gs__layout_of(p, &l) != 0 || !gs__aligned(src_dptr, dst_dptr, &l)) return -EINVAL;
+  if (l.p.n == 0) return 0;
+  int rc = gs__module_get(&m);
+  if (rc != 0) return rc;
+  gs__kparams_of(&l, src_dptr, dst_dptr, &k);
+  void *args[] = {&k};
+  unsigned grid = gs__grid((l.p.n + 7) / 8, GS__BLOCK, m.sms);
+  if (gs__drv.launch_kernel(m.decompress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0)
+    return -EIO;
+  return 0;
+}
+
+#endif

@@ -1,0 +1,135 @@
+/* emu-codec.cc: runs the CUDA kernels of kernels/codec.cu on the CPU, one pthread per GPU thread,
+ * and checks their bytes against the CPU twin — a check of the kernels' indexing, packing and
+ * warp logic on machines without a GPU (the real-GPU test is gpu-codec.c). */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a minimal CUDA execution model: threads of a launch run concurrently, warps of 32
+ * exchange shuffle values through a per-warp slot array and barrier. ---- */
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(x)
+struct emu_dim3 {
+  unsigned x, y, z;
+};
+struct float4 {
+  float x, y, z, w;
+};
+struct uint4 {
+  unsigned x, y, z, w;
+};
+static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
+static thread_local emu_dim3 threadIdx, blockIdx;
+static emu_dim3 gridDim, blockDim;
+enum { EMU_MAX_WARPS = 8 };
+static pthread_barrier_t emu_bar[EMU_MAX_WARPS];
+static uint64_t emu_slot[EMU_MAX_WARPS][32];
+template <class T> static T __ldg(const T *p) { return *p; }
+template <class T> static T __shfl_xor_sync(unsigned, T v, unsigned off) {
+  unsigned g = blockIdx.x * blockDim.x + threadIdx.x, w = g / 32, lane = g % 32;
+  uint64_t b = 0;
+  memcpy(&b, &v, sizeof v);
+  emu_slot[w][lane] = b;
+  pthread_barrier_wait(&emu_bar[w]);
+  T r;
+  memcpy(&r, &emu_slot[w][lane ^ off], sizeof r);
+  pthread_barrier_wait(&emu_bar[w]);
+  return r;
+}
+static unsigned atomicAdd(unsigned *p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+
+#include "codec.cu"
+
+#include "gactshim.h"
+#include "codec_layout.h"
+#include "testdata.h"
+
+typedef void (*emu_kernel)(gs__kparams);
+struct emu_thread {
+  emu_kernel fn;
+  gs__kparams k;
+  unsigned block, thread;
+  pthread_t tid;
+};
+static void *emu_run(void *arg) {
+  emu_thread *t = (emu_thread *)arg;
+  blockIdx = emu_dim3{t->block, 0, 0};
+  threadIdx = emu_dim3{t->thread, 0, 0};
+  t->fn(t->k);
+  return NULL;
+}
+/* Launch with `grid` blocks of `block` threads (grid*block <= 32*EMU_MAX_WARPS). */
+static void emu_launch(emu_kernel fn, unsigned grid, unsigned block, const gs__kparams &k) {
+  static emu_thread th[32 * EMU_MAX_WARPS];
+  gridDim = emu_dim3{grid, 1, 1};
+  blockDim = emu_dim3{block, 1, 1};
+  unsigned n = grid * block;
+  for (unsigned w = 0; w < n / 32; w++) pthread_barrier_init(&emu_bar[w], NULL, 32);
+  for (unsigned i = 0; i < n; i++) {
+    th[i] = emu_thread{fn, k, i / block, i % block, pthread_t()};
+    pthread_create(&th[i].tid, NULL, emu_run, &th[i]);
+  }
+  for (unsigned i = 0; i < n; i++) pthread_join(th[i].tid, NULL);
+  for (unsigned w = 0; w < n / 32; w++) pthread_barrier_destroy(&emu_bar[w]);
+}
+
+static int failures, cases;
+
+static void *alloc16(size_t bytes) { return aligned_alloc(16, (bytes + 15) / 16 * 16); }
+
+static void one_case(uint64_t n, unsigned dtype, unsigned bits, uint32_t group, int misalign) {
+  gs_codec_params p = {n, (gs_dtype)dtype, bits, group, 0xabcdull + n, 3 + bits};
+  gs__layout l;
+  if (gs__layout_of(&p, &l) != 0) abort();
+  size_t esz = gs_td_elem_size(dtype), size = l.total, off = misalign ? esz : 0;
+  uint8_t *src = (uint8_t *)alloc16(n * esz + 32), *cpu = (uint8_t *)malloc(size);
+  uint8_t *gpu = (uint8_t *)alloc16(size + 16);
+  uint8_t *out_cpu = (uint8_t *)malloc(n * esz + 1), *out_gpu = (uint8_t *)alloc16(n * esz + 32);
+  gs_td_fill(src + off, NULL, n, dtype, (gs_td_kind)((n + bits) % 5), n * 7 + group);
+  if (n > 100 && dtype != 3) memset(src + off + (n / 3) * esz, 0xff, esz); /* a NaN */
+  gs_compress_cpu(&p, src + off, cpu, 1);
+  gs__kparams k;
+  memset(gpu, 0xCC, size + 16);
+  k.src = (uint64_t)(uintptr_t)(src + off), k.dst = (uint64_t)(uintptr_t)gpu;
+  k.n = n, k.seed = p.seed, k.tensor_id = p.tensor_id, k.meta_off = l.meta_off;
+  k.data_off = l.data_off, k.ngroups = l.ngroups, k.group = l.p.group, k.bits = l.p.bits;
+  k.dtype = dtype, k.check = gs__header_check((uint8_t)dtype, (uint8_t)l.p.bits, l.p.group, n);
+  emu_launch(gs_k_header, 1, 32, k);
+  emu_launch(gs_k_compress, 2, 64, k);
+  cases++;
+  if (memcmp(gpu, cpu, size) != 0 || gpu[size] != 0xCC) {
+    size_t i = 0;
+    while (i < size && gpu[i] == cpu[i]) i++;
+    printf("FAIL compress n=%llu dtype=%u bits=%u G=%u: byte %zu of %zu\n", (unsigned long long)n,
+           dtype, bits, group, i, size);
+    failures++;
+  }
+  gs_decompress_cpu(cpu, size, out_cpu, &p, 1);
+  k.src = (uint64_t)(uintptr_t)cpu, k.dst = (uint64_t)(uintptr_t)(out_gpu + off);
+  memset(out_gpu, 0xCC, n * esz + 32);
+  emu_launch(gs_k_decompress, 2, 64, k);
+  if (memcmp(out_gpu + off, out_cpu, n * esz) != 0 || out_gpu[off + n * esz] != 0xCC) {
+    printf("FAIL decompress n=%llu dtype=%u bits=%u G=%u\n", (unsigned long long)n, dtype, bits, group);
+    failures++;
+  }
+  free(src), free(cpu), free(gpu), free(out_cpu), free(out_gpu);
+}
+
+int main(void) {
+  static const uint64_t sizes[] = {1, 9, 256, 1000, 5003};
+  static const uint32_t groups[] = {32, 64, 96, 256, 512, 2080};
+  for (unsigned dtype = 0; dtype < 4; dtype++)
+    for (unsigned bits = 1; bits <= 8; bits++) {
+      if (dtype == 3 && bits > 1) break;
+      for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+        for (size_t g = 0; g < sizeof groups / sizeof *groups; g++)
+          one_case(sizes[s], dtype, bits, groups[g], (int)((s + g) & 1));
+    }
+  printf("%d emulated cases, %d failures\n", cases, failures);
+  return failures ? 1 : 0;
+}
