@@ -9,6 +9,7 @@
 /* Per-thread state: see driver.h and interpose.h. */
 __thread bool gs__tl_driver_seen __attribute__((tls_model("initial-exec")));
 __thread int gs__tl_guard __attribute__((tls_model("initial-exec")));
+__thread uint64_t gs__tl_pending_free __attribute__((tls_model("initial-exec")));
 
 /* The last context this thread saw and its device: cuCtxGetDevice runs once per context change,
  * not once per allocation. Thread-local because the current context is. */
@@ -59,7 +60,8 @@ static void gs__note_device_alloc(uint64_t key, uint64_t size, uint64_t stream, 
  * may get the same address and record it. A failed free puts the record back. */
 static bool gs__forget(uint64_t key, gs_alloc_record *rec) {
   gs__tl_driver_seen = true;
-  return key != 0 && gs__registry_remove(key, rec) == 0;
+  if (key == 0 || key == gs__tl_pending_free) return false; /* NULL, or the runtime above did it */
+  return gs__registry_remove(key, rec) == 0;
 }
 
 static void gs__unforget(gs_CUresult r, bool had, uint64_t key, const gs_alloc_record *rec) {

@@ -61,6 +61,11 @@ int gs__current_device(void);
  * it on the same thread knows the call was already counted. */
 extern __thread bool gs__tl_driver_seen __attribute__((tls_model("initial-exec")));
 
+/* The key a runtime free wrapper on this thread already took out of the registry (0 if none): the
+ * runtime forgets before calling down, since after the real free another thread may be handed
+ * the same address; the driver wrapper below then leaves that key alone. */
+extern __thread uint64_t gs__tl_pending_free __attribute__((tls_model("initial-exec")));
+
 /* The cuGetProcAddress wrappers live in interpose.c beside the routing they perform. */
 gs_CUresult gs__w_cuGetProcAddress(const char *symbol, void **pfn, int ver, gs_cuuint64_t flags);
 gs_CUresult gs__w_cuGetProcAddress_v2(const char *symbol, void **pfn, int ver, gs_cuuint64_t flags,

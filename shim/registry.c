@@ -42,18 +42,22 @@ static inline void gs__cpu_relax(void) {
 #endif
 }
 
-static void gs__lock(int *l) {
+static void gs__lock_slow(int *l) {
   unsigned spins = 0;
-  while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+  do {
     while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
       /* Give the holder the core when it was preempted (2-core machines, oversubscribed jobs). */
       if (++spins > 128) sched_yield();
       else gs__cpu_relax();
     }
-  }
+  } while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE));
 }
 
-static void gs__unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+static inline void gs__lock(int *l) {
+  if (gs__unlikely(__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))) gs__lock_slow(l);
+}
+
+static inline void gs__unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
 
 static inline uint64_t gs__mix(uint64_t key) {
   uint64_t h = key * 0x9e3779b97f4a7c15ull;
@@ -119,14 +123,28 @@ static void gs__peak_raise(uint64_t *peak, uint64_t live) {
   }
 }
 
+/* Bytes in GS_CAT_OTHER are not counted separately: they are the device's live bytes minus the
+ * other categories, which change rarely. Most allocations are OTHER, so the common path touches
+ * one contended counter instead of two. */
+static uint64_t gs__other_live(int dev, uint64_t live) {
+  for (int c = 0; c < GS_CAT__COUNT; c++)
+    if (c != GS_CAT_OTHER) live -= __atomic_load_n(&gs__live_cat[dev][c], __ATOMIC_RELAXED);
+  return live;
+}
+
 static void gs__account_add(int dev, int cat, uint64_t n) {
-  gs__peak_raise(&gs__peak[dev], __atomic_add_fetch(&gs__live[dev], n, __ATOMIC_RELAXED));
+  uint64_t live = __atomic_add_fetch(&gs__live[dev], n, __ATOMIC_RELAXED);
+  gs__peak_raise(&gs__peak[dev], live);
+  if (cat == GS_CAT_OTHER) {
+    gs__peak_raise(&gs__peak_cat[dev][GS_CAT_OTHER], gs__other_live(dev, live));
+    return;
+  }
   gs__peak_raise(&gs__peak_cat[dev][cat], __atomic_add_fetch(&gs__live_cat[dev][cat], n, __ATOMIC_RELAXED));
 }
 
 static void gs__account_sub(int dev, int cat, uint64_t n) {
   __atomic_sub_fetch(&gs__live[dev], n, __ATOMIC_RELAXED);
-  __atomic_sub_fetch(&gs__live_cat[dev][cat], n, __ATOMIC_RELAXED);
+  if (cat != GS_CAT_OTHER) __atomic_sub_fetch(&gs__live_cat[dev][cat], n, __ATOMIC_RELAXED);
 }
 
 static bool gs__valid_dev(int d) { return d >= 0 && d < GS__NDEV; }
@@ -138,17 +156,23 @@ int gs__registry_insert(uint64_t key, const gs_alloc_record *rec) {
     return -EINVAL;
   }
   gs__shard *s = gs__shard_of(key);
-  int rc = 0;
+  int rc = -EEXIST;
   gs__lock(&s->lock);
-  if (gs__find(s, key) >= 0) {
-    rc = -EEXIST;
-  } else if ((uint64_t)(s->count + 1) * 4 > (uint64_t)s->cap * 3 && gs__grow(s) != 0 &&
-             s->count + 1 >= s->cap) {
+  /* Grow before probing, so one probe finds either the key or the empty slot to fill. */
+  if ((uint64_t)(s->count + 1) * 4 > (uint64_t)s->cap * 3 && gs__grow(s) != 0 && s->count + 1 >= s->cap) {
     rc = -ENOMEM; /* could not grow and no room left: keep one slot empty so probes end */
   } else {
-    gs__slot e = {.key = key, .rec = *rec};
-    gs__place(s->slots, s->cap, &e);
-    s->count++;
+    uint32_t mask = s->cap - 1;
+    for (uint32_t i = gs__home(key, s->cap);; i = (i + 1) & mask) {
+      if (s->slots[i].key == key) break;
+      if (s->slots[i].key == 0) {
+        s->slots[i].key = key;
+        s->slots[i].rec = *rec;
+        s->count++;
+        rc = 0;
+        break;
+      }
+    }
   }
   gs__unlock(&s->lock);
   if (rc != 0) {
@@ -198,9 +222,14 @@ int gs__registry_set_category(uint64_t key, gs_category cat) {
     old = s->slots[i].rec;
     s->slots[i].rec.category = (uint8_t)cat;
     /* Moved under the lock, so a concurrent remove of the key sees the new category. */
-    __atomic_sub_fetch(&gs__live_cat[old.device][old.category], old.size, __ATOMIC_RELAXED);
-    gs__peak_raise(&gs__peak_cat[old.device][cat],
-                   __atomic_add_fetch(&gs__live_cat[old.device][cat], old.size, __ATOMIC_RELAXED));
+    if (old.category != GS_CAT_OTHER)
+      __atomic_sub_fetch(&gs__live_cat[old.device][old.category], old.size, __ATOMIC_RELAXED);
+    if (cat != GS_CAT_OTHER)
+      gs__peak_raise(&gs__peak_cat[old.device][cat],
+                     __atomic_add_fetch(&gs__live_cat[old.device][cat], old.size, __ATOMIC_RELAXED));
+    else
+      gs__peak_raise(&gs__peak_cat[old.device][cat],
+                     gs__other_live(old.device, __atomic_load_n(&gs__live[old.device], __ATOMIC_RELAXED)));
   }
   gs__unlock(&s->lock);
   return i >= 0 ? 0 : -ENOENT;
@@ -221,7 +250,8 @@ uint64_t gs__registry_live_bytes(int d) { return gs__valid_dev(d) ? gs__get(&gs_
 uint64_t gs__registry_peak_bytes(int d) { return gs__valid_dev(d) ? gs__get(&gs__peak[d]) : 0; }
 
 uint64_t gs__registry_live_bytes_cat(int d, gs_category c) {
-  return gs__valid_dev(d) && (unsigned)c < GS_CAT__COUNT ? gs__get(&gs__live_cat[d][c]) : 0;
+  if (!gs__valid_dev(d) || (unsigned)c >= GS_CAT__COUNT) return 0;
+  return c == GS_CAT_OTHER ? gs__other_live(d, gs__get(&gs__live[d])) : gs__get(&gs__live_cat[d][c]);
 }
 
 uint64_t gs__registry_peak_bytes_cat(int d, gs_category c) {

@@ -22,10 +22,15 @@ static void *gs__rt(int i) {
   return p;
 }
 
+typedef gs_cudaError_t (*gs__malloc_fn)(void **, size_t);
+typedef gs_cudaError_t (*gs__free_fn)(void *);
+typedef gs_cudaError_t (*gs__malloc_async_fn)(void **, size_t, gs_CUstream);
+typedef gs_cudaError_t (*gs__free_async_fn)(void *, gs_CUstream);
+
 /* A runtime call is watched when the shim is on and not itself the caller. The driver layer below
- * sets gs__tl_driver_seen when it recorded the call; only if it did not (static driver bindings,
- * a runtime that caches) does the runtime layer record. The flag is saved and restored so nested
- * calls (a runtime calling itself) cannot confuse an outer one. */
+ * sets gs__tl_driver_seen when it recorded an allocation; only if it did not (static driver
+ * bindings, a runtime that caches) does the runtime layer record it. The flag is saved and
+ * restored so nested calls (a runtime calling itself) cannot confuse an outer one. */
 typedef struct gs__rt_scope {
   bool watch, saved;
 } gs__rt_scope;
@@ -51,11 +56,6 @@ static void gs__rt_record(uint64_t key, uint64_t size, uint64_t stream, bool hos
   gs__guard_leave();
 }
 
-typedef gs_cudaError_t (*gs__malloc_fn)(void **, size_t);
-typedef gs_cudaError_t (*gs__free_fn)(void *);
-typedef gs_cudaError_t (*gs__malloc_async_fn)(void **, size_t, gs_CUstream);
-typedef gs_cudaError_t (*gs__free_async_fn)(void *, gs_CUstream);
-
 static gs_cudaError_t gs__rt_alloc(int which, void **p, size_t n, bool host, gs_alloc_kind kind) {
   gs__malloc_fn real = (gs__malloc_fn)gs__rt(which);
   if (real == NULL) return GS_cudaErrorInitializationError;
@@ -65,16 +65,33 @@ static gs_cudaError_t gs__rt_alloc(int which, void **p, size_t n, bool host, gs_
   return r;
 }
 
-/* Unlike the driver layer, the runtime layer cannot forget before the call: it learns only
- * afterwards whether the driver below already did. cudaFree(NULL), the classic initialization
- * idiom, frees nothing and is not counted. */
-static gs_cudaError_t gs__rt_free(int which, void *p) {
-  gs__free_fn real = (gs__free_fn)gs__rt(which);
-  if (real == NULL) return GS_cudaErrorInitializationError;
-  gs__rt_scope s = gs__rt_begin();
-  gs_cudaError_t r = real(p);
-  if (gs__rt_end(s) && r == 0 && p) (void)gs__registry_remove((uintptr_t)p, NULL);
+/* Frees are forgotten before the real call, as in the driver layer: once the memory is back,
+ * another thread may be handed the same address and record it. The driver wrapper below skips
+ * the key (gs__tl_pending_free), so the free is counted once whichever layers see it; a failed
+ * free puts the record back. cudaFree(NULL), the classic initialization idiom, is not counted. */
+static gs_cudaError_t gs__rt_forget_call(void *real, bool async, void *p, gs_CUstream st) {
+  bool watch = p != NULL && gs__active() && gs__tl_guard == 0;
+  gs_alloc_record rec;
+  bool had = false;
+  uint64_t saved = gs__tl_pending_free;
+  if (watch) {
+    gs__guard_enter();
+    had = gs__registry_remove((uintptr_t)p, &rec) == 0;
+    gs__guard_leave();
+    gs__tl_pending_free = (uintptr_t)p;
+  }
+  gs_cudaError_t r = async ? ((gs__free_async_fn)real)(p, st) : ((gs__free_fn)real)(p);
+  if (watch) {
+    gs__tl_pending_free = saved;
+    if (r != 0 && had) gs__registry_undo_remove((uintptr_t)p, &rec);
+  }
   return r;
+}
+
+static gs_cudaError_t gs__rt_free(int which, void *p) {
+  void *real = gs__rt(which);
+  if (real == NULL) return GS_cudaErrorInitializationError;
+  return gs__rt_forget_call(real, false, p, NULL);
 }
 
 GS_API gs_cudaError_t cudaMalloc(void **p, size_t n) {
@@ -100,10 +117,7 @@ GS_API gs_cudaError_t cudaMallocAsync(void **p, size_t n, gs_CUstream st) {
 }
 
 GS_API gs_cudaError_t cudaFreeAsync(void *p, gs_CUstream st) {
-  gs__free_async_fn real = (gs__free_async_fn)gs__rt(GS__RT_FREE_ASYNC);
+  void *real = gs__rt(GS__RT_FREE_ASYNC);
   if (real == NULL) return GS_cudaErrorInitializationError;
-  gs__rt_scope s = gs__rt_begin();
-  gs_cudaError_t r = real(p, st);
-  if (gs__rt_end(s) && r == 0 && p) (void)gs__registry_remove((uintptr_t)p, NULL);
-  return r;
+  return gs__rt_forget_call(real, true, p, st);
 }

@@ -44,6 +44,21 @@ static bool gs__append(char *buf, size_t len, size_t *off, const char *fmt, ...)
   return true;
 }
 
+/* Live and peak bytes of every device that was ever used ("host" for pinned and host memory). */
+static void gs__append_devices(char *buf, size_t len, size_t *off) {
+  bool first = true;
+  for (int d = 0; d <= GS_DEVICE_HOST; d++) {
+    uint64_t peak = gs__registry_peak_bytes(d);
+    if (peak == 0) continue;
+    char name[16];
+    if (d == GS_DEVICE_HOST) snprintf(name, sizeof(name), "host");
+    else snprintf(name, sizeof(name), "%d", d);
+    gs__append(buf, len, off, "%s\"%s\":{\"live\":%llu,\"peak\":%llu}", first ? "" : ",", name,
+               (unsigned long long)gs__registry_live_bytes(d), (unsigned long long)peak);
+    first = false;
+  }
+}
+
 static int gs__stats_format(char *buf, size_t len) {
   const gs_stats *s = &gs__stats;
   size_t off = 0;
@@ -67,6 +82,8 @@ static int gs__stats_format(char *buf, size_t len) {
   for (int r = 0; r < GS_SKIP__COUNT; r++)
     gs__append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__skip_name((gs_skip_reason)r),
                (unsigned long long)gs__get(&s->skipped[r]));
+  gs__append(buf, len, &off, "},\"devices\":{");
+  gs__append_devices(buf, len, &off);
   if (!gs__append(buf, len, &off, "}}\n")) return -ENOSPC;
   return (int)off;
 }

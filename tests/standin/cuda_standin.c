@@ -159,7 +159,7 @@ API CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, unsigned lon
 
 #define A(f) {#f, (void *)f}
 static const struct { const char *name; void *fn; } g_exports[] = {
-  A(cuInit), A(cuCtxGetCurrent), A(cuCtxGetDevice), A(cuMemAlloc_v2), A(cuMemAlloc), A(cuMemFree_v2),
+  A(cuInit), A(cuCtxGetCurrent), A(cuCtxGetDevice), A(cuCtxSetCurrent), A(cuDevicePrimaryCtxRetain), A(cuMemAlloc_v2), A(cuMemAlloc), A(cuMemFree_v2),
   A(cuMemAllocPitch_v2), A(cuMemAllocManaged), A(cuMemAllocAsync), A(cuMemAllocAsync_ptsz),
   A(cuMemAllocFromPoolAsync), A(cuMemAllocFromPoolAsync_ptsz), A(cuMemFreeAsync), A(cuMemFreeAsync_ptsz),
   A(cuMemHostAlloc), A(cuMemAllocHost_v2), A(cuMemFreeHost), A(cuMemCreate), A(cuMemRelease),
