@@ -30,15 +30,16 @@ typedef enum gs_dtype {
 
 /* What to compress and how. */
 typedef struct gs_codec_params {
-  uint64_t n;         /* number of elements */
+  uint64_t n;         /* number of elements, 0..2^48 (0: a header-only buffer) */
   gs_dtype dtype;
   unsigned bits;      /* 1..8; ignored for GS_DTYPE_BOOL (always 1, lossless) */
-  uint32_t group;     /* elements per group: a multiple of 32, 32..65536 */
+  uint32_t group;     /* elements per group: a multiple of 32, 32..65536; ignored for BOOL */
   uint64_t seed;      /* stochastic-rounding key, with tensor_id */
   uint64_t tensor_id; /* distinct per compressed tensor */
 } gs_codec_params;
 
-/* Bytes the compressed form of p takes, header included; 0 if p is invalid. */
+/* Bytes the compressed form of p takes, header included (exactly what compress writes; layout in
+ * kernels/FORMAT.md); 0 if p is invalid. */
 GS_API size_t gs_codec_size(const gs_codec_params *p);
 
 /* 0 if p is valid, else -EINVAL. */

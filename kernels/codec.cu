@@ -225,6 +225,7 @@ extern "C" __global__ void __launch_bounds__(256) gs_k_decompress(gs__kparams k)
   bool ok = gs__header_ok(k);
   uint64_t nchunks = (k.n + 7) / 8, stride = (uint64_t)gridDim.x * blockDim.x;
   const uint8_t *src = (const uint8_t *)k.src;
+  unsigned C = k.group / 8, pow2 = C != 0 && (C & (C - 1u)) == 0, shift = C ? __ffs((int)C) - 1 : 0;
   for (uint64_t c = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; c < nchunks; c += stride) {
     unsigned cnt = k.n - c * 8 < 8 ? (unsigned)(k.n - c * 8) : 8u;
     if (k.dtype == 3) {
@@ -233,7 +234,7 @@ extern "C" __global__ void __launch_bounds__(256) gs_k_decompress(gs__kparams k)
       for (unsigned e = 0; e < cnt; e++) d[e] = (uint8_t)((v >> e) & 1u);
       continue;
     }
-    uint64_t g = c * 8 / k.group;
+    uint64_t g = pow2 ? c >> shift : c / C; /* 64-bit division is slow on a GPU: shift if we can */
     uint32_t mw = *(const uint32_t *)(src + k.meta_off + g * GS_FMT_META_BYTES);
     gs__meta m;
     gs__meta_decode((uint16_t)mw, (uint16_t)(mw >> 16), &m);

@@ -247,14 +247,15 @@ GS_HD void gs__meta_decode(uint16_t min_field, uint16_t step_field, gs__meta *m)
   m->nonfinite = !gs__isfinite_bits(gs__f2u(m->minf)) || !gs__isfinite_bits(gs__f2u(m->stepf));
 }
 
-/* Quantization level of x: floor((x - min) * (1/step) + u) clamped to [0, kmax]. */
+/* Quantization level of x: floor((x - min) * (1/step) + u) clamped to [0, kmax]. In a finite
+ * group x >= min16, so t > 0 and truncation is floor; branch-free so loops vectorize. */
 GS_HD uint32_t gs__quant(float x, const gs__meta *m, float u, uint32_t kmax) {
-  if (m->nonfinite) return 0;
   float t = (x - m->minf) * m->inv;
   t = t + u;
-  if (!(t >= 1.0f)) return 0;
-  if (t >= (float)kmax) return kmax;
-  return (uint32_t)t;
+  float kf = (float)kmax;
+  t = t < kf ? t : kf;
+  int32_t q = (int32_t)t;
+  return m->nonfinite ? 0u : (uint32_t)q;
 }
 
 GS_HD float gs__dequant(uint32_t q, const gs__meta *m) {

@@ -34,61 +34,97 @@ typedef struct gs__job {
   pthread_t tid;
 } gs__job;
 
-/* Min and max of elements [i0, i1) and whether one of them is Inf/NaN. Plain loops with
- * branch-free bodies so that the compiler can vectorize them. */
-static int gs__minmax(const void *src, unsigned dtype, uint64_t i0, uint64_t i1, float *mn,
-                      float *mx) {
-  float lo = 3.4028234663852886e38f, hi = -3.4028234663852886e38f;
-  uint32_t bad = 0;
-  if (dtype == 0) {
-    const float *s = (const float *)src;
-    for (uint64_t i = i0; i < i1; i++) {
-      float x = s[i];
-      lo = x < lo ? x : lo;
-      hi = x > hi ? x : hi;
-      bad |= (gs__f2u(x) & 0x7f800000u) == 0x7f800000u;
+#define GS__BLOCK 256u /* elements converted and quantized at a time: stack arrays, L1-resident */
+
+/* Elements [i, i+cnt) as fp32: the input itself for f32, else converted into buf. */
+static const float *gs__as_f32(const void *src, unsigned dtype, uint64_t i, unsigned cnt,
+                               float *buf) {
+  if (dtype == GS_DTYPE_F32) return (const float *)src + i;
+  const uint16_t *s = (const uint16_t *)src + i;
+  if (dtype == GS_DTYPE_BF16)
+    for (unsigned e = 0; e < cnt; e++) buf[e] = gs__bf16_to_f32(s[e]);
+  else
+    for (unsigned e = 0; e < cnt; e++) buf[e] = gs__f16_to_f32(s[e]);
+  return buf;
+}
+
+/* Running min/max of x[0..cnt) and whether one is Inf/NaN. Eight independent lanes (min and max
+ * are exact, and -0/+0 is folded later, so the order does not matter) let the compiler use SIMD
+ * without -ffast-math. */
+static int gs__minmax(const float *x, unsigned cnt, float *mn, float *mx) {
+  float lo[8], hi[8];
+  uint32_t bad[8] = {0};
+  unsigned e = 0;
+  for (unsigned l = 0; l < 8; l++) lo[l] = *mn, hi[l] = *mx;
+  for (; e + 8 <= cnt; e += 8)
+    for (unsigned l = 0; l < 8; l++) {
+      float v = x[e + l];
+      lo[l] = v < lo[l] ? v : lo[l];
+      hi[l] = v > hi[l] ? v : hi[l];
+      bad[l] |= (gs__f2u(v) & 0x7f800000u) == 0x7f800000u;
     }
-  } else {
-    const uint16_t *s = (const uint16_t *)src;
-    for (uint64_t i = i0; i < i1; i++) {
-      float x = gs__load(s, i, dtype);
-      lo = x < lo ? x : lo;
-      hi = x > hi ? x : hi;
-      bad |= (gs__f2u(x) & 0x7f800000u) == 0x7f800000u;
-    }
+  for (unsigned l = 0; e + l < cnt; l++) {
+    float v = x[e + l];
+    lo[l] = v < lo[l] ? v : lo[l];
+    hi[l] = v > hi[l] ? v : hi[l];
+    bad[l] |= (gs__f2u(v) & 0x7f800000u) == 0x7f800000u;
   }
-  *mn = lo;
-  *mx = hi;
-  return bad != 0;
+  for (unsigned l = 1; l < 8; l++) {
+    lo[0] = lo[l] < lo[0] ? lo[l] : lo[0];
+    hi[0] = hi[l] > hi[0] ? hi[l] : hi[0];
+    bad[0] |= bad[l];
+  }
+  *mn = lo[0];
+  *mx = hi[0];
+  return bad[0] != 0;
 }
 
 static void gs__store_packed(uint8_t *out, uint64_t v, unsigned nbytes) {
   for (unsigned b = 0; b < nbytes; b++) out[b] = (uint8_t)(v >> (8 * b));
 }
 
+/* Quantizes and packs x[0..cnt), the elements from index i (a multiple of 8). */
+static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, const float *x,
+                           unsigned cnt) {
+  const gs_codec_params *p = j->p;
+  float u[GS__BLOCK];
+  uint32_t q[GS__BLOCK], kmax = (1u << p->bits) - 1u;
+  unsigned nch = (cnt + 7) / 8;
+  for (unsigned c = 0; c < nch; c++) {
+    uint32_t r[4];
+    gs__chunk_random(p->seed, p->tensor_id, i / 8 + c, r);
+    for (unsigned e = 0; e < 8; e++) u[c * 8 + e] = gs__uniform(r, e);
+  }
+  for (unsigned e = 0; e < cnt; e++) q[e] = gs__quant(x[e], m, u[e], kmax);
+  for (unsigned e = cnt; e < nch * 8; e++) q[e] = 0;
+  uint8_t *out = j->dst + j->l->data_off + i / 8 * p->bits;
+  for (unsigned c = 0; c < nch; c++)
+    gs__store_packed(out + c * p->bits, gs__pack8(q + c * 8, p->bits), p->bits);
+}
+
 static void gs__compress_group(gs__job *j, uint64_t g) {
   const gs_codec_params *p = j->p;
-  const gs__layout *l = j->l;
   uint64_t i0 = g * p->group, i1 = i0 + p->group < p->n ? i0 + p->group : p->n;
-  float mn, mx;
+  float buf[GS__BLOCK], mn = 3.4028234663852886e38f, mx = -3.4028234663852886e38f;
+  const float *x = NULL;
+  int bad = 0;
+  for (uint64_t i = i0; i < i1; i += GS__BLOCK) {
+    unsigned cnt = i1 - i < GS__BLOCK ? (unsigned)(i1 - i) : GS__BLOCK;
+    x = gs__as_f32(j->src, p->dtype, i, cnt, buf);
+    bad |= gs__minmax(x, cnt, &mn, &mx);
+  }
   gs__meta m;
-  int bad = gs__minmax(j->src, p->dtype, i0, i1, &mn, &mx);
   gs__meta_compute(mn, mx, bad, p->bits, &m);
   j->nonfinite += m.nonfinite;
-  uint8_t *meta = j->dst + l->meta_off + g * GS_FMT_META_BYTES;
+  uint8_t *meta = j->dst + j->l->meta_off + g * GS_FMT_META_BYTES;
   meta[0] = (uint8_t)m.min_field;
   meta[1] = (uint8_t)(m.min_field >> 8);
   meta[2] = (uint8_t)m.step_field;
   meta[3] = (uint8_t)(m.step_field >> 8);
-  uint32_t kmax = (1u << p->bits) - 1u;
-  for (uint64_t c = i0 / 8; c * 8 < i1; c++) {
-    uint32_t r[4], q[8];
-    gs__chunk_random(p->seed, p->tensor_id, c, r);
-    for (unsigned e = 0; e < 8; e++) {
-      uint64_t i = c * 8 + e;
-      q[e] = i < i1 ? gs__quant(gs__load(j->src, i, p->dtype), &m, gs__uniform(r, e), kmax) : 0;
-    }
-    gs__store_packed(j->dst + l->data_off + c * p->bits, gs__pack8(q, p->bits), p->bits);
+  for (uint64_t i = i0; i < i1; i += GS__BLOCK) {
+    unsigned cnt = i1 - i < GS__BLOCK ? (unsigned)(i1 - i) : GS__BLOCK;
+    if (i1 - i0 > GS__BLOCK) x = gs__as_f32(j->src, p->dtype, i, cnt, buf); /* else still there */
+    gs__emit_block(j, &m, i, x, cnt);
   }
 }
 
@@ -115,6 +151,8 @@ static void *gs__compress_run(void *arg) {
 
 /* ---- decompress ---- */
 
+/* A group decodes to at most 2^bits distinct values: convert each level once (same function of
+ * q as everywhere, so the same bytes), then decoding is a table lookup per element. */
 static void gs__decompress_group(gs__job *j, uint64_t g) {
   const gs_codec_params *p = j->p;
   const gs__layout *l = j->l;
@@ -123,21 +161,27 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
   const uint8_t *meta = src + l->meta_off + g * GS_FMT_META_BYTES;
   gs__meta m;
   gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
-  unsigned bits = p->bits;
+  unsigned bits = p->bits, levels = 1u << bits;
+  union {
+    float f32[256];
+    uint16_t f16[256];
+  } lut;
+  for (unsigned q = 0; q < levels; q++) {
+    float x = gs__dequant(q, &m);
+    if (p->dtype == GS_DTYPE_F32) lut.f32[q] = x;
+    else lut.f16[q] = p->dtype == GS_DTYPE_F16 ? gs__out_f16(x) : gs__out_bf16(x);
+  }
   for (uint64_t c = i0 / 8; c * 8 < i1; c++) {
     const uint8_t *in = src + l->data_off + c * bits;
     uint64_t v = 0;
     for (unsigned b = 0; b < bits; b++) v |= (uint64_t)in[b] << (8 * b);
     unsigned cnt = i1 - c * 8 < 8 ? (unsigned)(i1 - c * 8) : 8;
-    for (unsigned e = 0; e < cnt; e++) {
-      float x = gs__dequant(gs__unpack1(v, e, bits), &m);
-      uint64_t i = c * 8 + e;
-      if (p->dtype == GS_DTYPE_F32)
-        ((float *)j->dst)[i] = x;
-      else if (p->dtype == GS_DTYPE_F16)
-        ((uint16_t *)j->dst)[i] = gs__out_f16(x);
-      else
-        ((uint16_t *)j->dst)[i] = gs__out_bf16(x);
+    if (p->dtype == GS_DTYPE_F32) {
+      float *out = (float *)j->dst + c * 8;
+      for (unsigned e = 0; e < cnt; e++) out[e] = lut.f32[gs__unpack1(v, e, bits)];
+    } else {
+      uint16_t *out = (uint16_t *)j->dst + c * 8;
+      for (unsigned e = 0; e < cnt; e++) out[e] = lut.f16[gs__unpack1(v, e, bits)];
     }
   }
 }

@@ -41,6 +41,7 @@ template <class T> static T __shfl_xor_sync(unsigned, T v, unsigned off) {
   pthread_barrier_wait(&emu_bar[w]);
   return r;
 }
+static int __ffs(int x) { return __builtin_ffs(x); }
 static unsigned atomicAdd(unsigned *p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 
 #include "codec.cu"
