@@ -123,6 +123,7 @@ void gs__trace_recat(uint64_t key, const gs_alloc_record *rec, gs_category to) {
 void gs__trace_saved(gs_saved_op op, uint64_t before, uint64_t after, unsigned bits,
                      uint64_t dur_ns, int device) {
   if (gs__state() == GS_ST_OFF) return;
+  if (device < 0 || device > GS_DEVICE_HOST) device = GS_DEVICE_HOST; /* the engine's CPU is -1 */
   gs_event ev = {.type = GS_REC_SAVED, .kind = (uint8_t)op, .cat2 = (uint8_t)bits,
                  .device = (int16_t)device, .a = before, .b = after, .c = dur_ns};
   uint64_t now = gs__now_ns();

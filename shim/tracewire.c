@@ -32,6 +32,9 @@ void gs__tracewire_init(void) {
       o.path[0] = '\0';
     }
   }
+  /* Unwinding costs a microsecond or two per allocation: only for a trace file, not for the
+   * in-memory window every process keeps for attach. */
+  o.callsites = o.path[0] != '\0';
   int rc = gs__trace_configure(&o);
   if (rc != 0)
     gs__log(GS_LOG_ERROR, "cannot record the trace %s: %s", o.path[0] ? o.path : "(memory)", strerror(-rc));

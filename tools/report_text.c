@@ -39,7 +39,8 @@ static void rp_text_peak(FILE *out, rp_trace *t) {
   fprintf(out, "live at the peak by category:\n");
   for (unsigned c = 0; c < GS_CAT__COUNT; c++) {
     double pct = t->peak.total ? 100.0 * (double)t->peak.by_cat[c] / (double)t->peak.total : 0;
-    fprintf(out, "  %-12s %12s  %5.1f%%\n", rp_cat_name(c), rp_bytes(t->peak.by_cat[c], b, sizeof(b)), pct);
+    fprintf(out, "  %-12s %12s  %5.1f%%  (%llu bytes)\n", rp_cat_name(c), rp_bytes(t->peak.by_cat[c], b, sizeof(b)),
+            pct, (unsigned long long)t->peak.by_cat[c]);
   }
   fprintf(out, "by kind (reserved segments vs saved tensors):\n");
   for (unsigned k = 0; k < GS_KIND__COUNT; k++)
