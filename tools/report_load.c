@@ -150,7 +150,7 @@ int rp_load(rp_trace *t, const char *name, const uint8_t *buf, size_t len, char 
   }
   if (rc < 0) snprintf(t->warning, sizeof(t->warning), "%s", rd.err);
   else if (!t->has_end) snprintf(t->warning, sizeof(t->warning), "no END record: the process was still running or was killed");
-  qsort(t->samples, t->nsamples, sizeof(gs_rec_sample), rp_cmp_sample);
+  if (t->nsamples) qsort(t->samples, t->nsamples, sizeof(gs_rec_sample), rp_cmp_sample);
   if (rp_sort_events(t) != 0) {
     snprintf(err, errlen, "%s: out of memory", name);
     return -ENOMEM;

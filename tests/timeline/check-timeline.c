@@ -206,7 +206,7 @@ static uint64_t record_run(const char *path, uint64_t max_bytes, int iters) {
       gs__trace_free(0x1000 + (uint64_t)l, &r);
       live -= r.size;
     }
-    if (it % 64 == 0) usleep(1000); /* let the writer keep up: this test is about the file bound */
+    if (it % 8 == 0) usleep(1000); /* let the writer keep up (even under sanitizers): no ring drops */
   }
   ck_assert_int_eq(gs__trace_stop(), 0);
   return peak;
@@ -263,6 +263,7 @@ START_TEST(size_bound_respected) {
   char err[256];
   ck_assert_int_eq(rp_load_file(&t, path, err, sizeof(err)), 0);
   ck_assert_int_eq(rp_analyze(&t), 0);
+  ck_assert_uint_eq(t.drop.ring_dropped, 0);         /* else totals are resynced, not exact */
   ck_assert_uint_gt(t.drop.detail_dropped, 0);       /* detail went first ... */
   ck_assert_uint_eq(t.peak.total, peak);             /* ... the peak survived in the samples */
   ck_assert_uint_gt(t.drop.detail_from, t.hdr.t0_mono_ns); /* the oldest detail went, not the newest */
