@@ -65,8 +65,6 @@ static void CUPTIAPI gs__buf_completed(CUcontext ctx, uint32_t stream, uint8_t *
   while (gs__c.next && gs__c.next(buf, valid, &rec) == CUPTI_SUCCESS) {
     if (rec->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL && rec->kind != CUPTI_ACTIVITY_KIND_KERNEL)
       continue;
-    /* The layout is the toolkit's we compiled against (CUDA 13: Kernel10); start refuses an
-     * older CUPTI, whose records would be laid out differently. */
     const CUpti_ActivityKernel10 *k = (const CUpti_ActivityKernel10 *)rec;
     if (!gs__cupti_is_ours(k->name) || k->start == 0) continue;
     gs__trace_kernel(gs__intern(k->name), (uint64_t)((int64_t)k->start + gs__c.offset),
@@ -82,7 +80,9 @@ static bool gs__resolve(void) {
   if (!gs__c.lib) return false;
   CUptiResult (*version)(uint32_t *) = (CUptiResult(*)(uint32_t *))dlsym(gs__c.lib, "cuptiGetVersion");
   uint32_t v = 0;
-  if (!version || version(&v) != CUPTI_SUCCESS || v < CUPTI_API_VERSION) return false;
+  /* Records are read with this toolkit's layout (CUpti_ActivityKernel10, CUDA 13): refuse an older
+   * CUPTI (or one that reports no version, as without a driver) rather than misread them. */
+  if (!version || version(&v) != CUPTI_SUCCESS || v < CUPTI_API_VERSION / 10000 * 10000) return false;
   *(void **)&gs__c.reg = dlsym(gs__c.lib, "cuptiActivityRegisterCallbacks");
   *(void **)&gs__c.enable = dlsym(gs__c.lib, "cuptiActivityEnable");
   *(void **)&gs__c.disable = dlsym(gs__c.lib, "cuptiActivityDisable");

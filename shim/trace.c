@@ -72,7 +72,7 @@ int gs__trace_configure(const gs_trace_options *o) {
   }
   if (o->callsites) gs__sites_init(o->site_max_nodes, o->site_depth, !o->keep_own_frames);
   __atomic_store_n(&gs__r.state, GS_ST_CONFIGURED, __ATOMIC_RELEASE);
-  return o->path[0] ? gs__trace_start() : 0;
+  return 0;
 }
 
 /* ---- hot path ---- */
@@ -325,6 +325,12 @@ int gs__trace_start(void) {
                                    __ATOMIC_ACQUIRE))
     return expect == GS_ST_RUNNING || expect == GS_ST_STARTING ? 0 : -EINVAL;
   int rc = gs__sink_open(&gs__r.sink, gs__r.opt.path, gs__r.opt.max_bytes, gs__r.opt.memory_bytes);
+  if (rc != 0 && gs__r.opt.path[0]) {
+    /* No file (another process holds it, or it cannot be created): keep the in-memory window
+     * for attach, and report the error at stop. */
+    gs__r.result = rc;
+    rc = gs__sink_open(&gs__r.sink, "", gs__r.opt.max_bytes, gs__r.opt.memory_bytes);
+  }
   if (rc == 0) {
     gs__modmap_scan(&gs__r.mods, gs__emit_module, NULL);
     gs__r.win_start = gs__r.last_flush = gs__r.last_rescan = gs__now_ns();
@@ -360,7 +366,7 @@ int gs__trace_stop(void) {
   gs__sink_flush(&gs__r.sink); /* first, so that the DROP record counts what this flush drops */
   gs__emit_end(&gs__r.sink, 0);
   gs__sink_flush(&gs__r.sink);
-  int rc = gs__r.sink.error;
+  int rc = gs__r.result ? gs__r.result : gs__r.sink.error;
   if (gs__r.listen_fd >= 0) gs__control_close(gs__r.listen_fd);
   gs__r.listen_fd = -1;
   gs__sink_close(&gs__r.sink);

@@ -34,17 +34,18 @@ typedef struct gs_trace_options {
 
 void gs__trace_defaults(gs_trace_options *o);
 
-/* Stores the options (called by the constructor; no CUDA call, no thread). With a file path the
- * writer starts at once, so even a job that dies early leaves a trace; otherwise it starts at the
- * first event, so that processes that never allocate through CUDA or pack a tensor (/bin/true, a
- * DataLoader worker) get no thread and no socket. 0 or negative errno. */
+/* Stores the options (called by the constructor; no CUDA call, no thread). The writer starts at
+ * the first event, file or not: processes that never allocate through CUDA nor pack a tensor
+ * (/bin/true, a launcher, helpers a job execs with the same environment) get no thread, no socket,
+ * and do not create or truncate the trace file. 0 or negative errno. */
 int gs__trace_configure(const gs_trace_options *o);
 
 /* Starts the writer thread now (idempotent). 0 or negative errno. */
 int gs__trace_start(void);
 
 /* Drains the queue, writes the END record, flushes and closes the file, stops the threads.
- * 0, or the first error the writer met (negative errno). */
+ * 0, or the first error the writer met (negative errno; -EBUSY: another live process was writing
+ * the same path, so this one recorded in memory only). */
 int gs__trace_stop(void);
 
 /* In the fork child: the parent's writer thread does not exist here. Recording restarts lazily

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,9 +42,17 @@ int gs__sink_open(gs_sink *s, const char *path, uint64_t max_bytes, size_t mem_b
   gs__tracefmt_header(&s->hdr, s->max_bytes, 0);
   if (!path || !*path) return 0;
   snprintf(s->path, sizeof(s->path), "%s", path);
-  s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  /* Another live process writing the same path (a path without %p shared by exec'd workers)
+   * holds the lock: leave its file alone instead of truncating it under it. */
+  s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (s->fd < 0) return -errno;
-  if (write(s->fd, &s->hdr, sizeof(s->hdr)) != (ssize_t)sizeof(s->hdr)) {
+  if (flock(s->fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    close(s->fd);
+    s->fd = -1;
+    return e;
+  }
+  if (ftruncate(s->fd, 0) != 0 || write(s->fd, &s->hdr, sizeof(s->hdr)) != (ssize_t)sizeof(s->hdr)) {
     int e = errno ? -errno : -EIO;
     close(s->fd);
     s->fd = -1;
@@ -196,6 +205,7 @@ static int gs__compact_file(gs_sink *s) {
   snprintf(tmp, sizeof(tmp), "%s.tmp", s->path);
   int fd = rc == 0 ? open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
   if (rc == 0 && fd < 0) rc = -errno;
+  if (rc == 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) rc = -errno;
   if (rc == 0) rc = gs__write_all(fd, out.p, out.n);
   if (rc == 0 && rename(tmp, s->path) != 0) rc = -errno;
   if (rc == 0) {

@@ -7,7 +7,9 @@
 #include "registry.h"
 #include "trace.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 /* The registry keeps live bytes by category, not by kind: after ring drops the by-kind split
@@ -42,7 +44,11 @@ void gs__tracewire_init(void) {
 
 void gs__tracewire_fini(void) {
   int rc = gs__trace_stop();
-  if (rc != 0) gs__log(GS_LOG_ERROR, "the trace %s is incomplete: %s", gs__cfg.trace_path, strerror(-rc));
+  if (rc == -EBUSY)
+    gs__log(GS_LOG_WARN, "GACTSHIM_TRACE=%s was being written by another process, so this one (pid %ld) "
+            "wrote no trace; put %%p or %%r in the path for one file per process", gs__cfg.trace_path, (long)getpid());
+  else if (rc != 0)
+    gs__log(GS_LOG_ERROR, "the trace %s is incomplete: %s", gs__cfg.trace_path, strerror(-rc));
 }
 
 void gs__tracewire_atfork_child(void) { gs__trace_atfork_child(); }

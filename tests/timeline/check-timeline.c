@@ -324,6 +324,28 @@ START_TEST(truncated_and_corrupt_traces) {
 }
 END_TEST
 
+START_TEST(second_writer_leaves_file_alone) {
+  make_tmpdir();
+  char path[128];
+  snprintf(path, sizeof(path), "%s/shared.trace", tmpdir);
+  gs_sink a, b;
+  ck_assert_int_eq(gs__sink_open(&a, path, 1 << 20, 1 << 20), 0);
+  uint8_t rec[64];
+  gs_rec_end end = {1, 2, 3, 4};
+  size_t n = gs__tracefmt_encode(rec, sizeof(rec), GS_REC_END, &end, sizeof(end), NULL, 0);
+  gs__sink_put(&a, rec, n, false, 1);
+  ck_assert_int_eq(gs__sink_flush(&a), 0);
+  ck_assert_int_eq(gs__sink_open(&b, path, 1 << 20, 1 << 20), -EBUSY); /* no truncation */
+  gs__sink_close(&b);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_uint_eq((uint64_t)st.st_size, GS_TRACE_HDR_BYTES + n);
+  gs__sink_close(&a);
+  ck_assert_int_eq(gs__sink_open(&b, path, 1 << 20, 1 << 20), 0); /* free again once closed */
+  gs__sink_close(&b);
+}
+END_TEST
+
 /* ---- control socket ---- */
 
 static void start_memory_recorder(void) {
@@ -474,6 +496,7 @@ static Suite *timeline_suite(void) {
   tcase_add_test(unit, recorder_peak_matches);
   tcase_add_test(unit, size_bound_respected);
   tcase_add_test(unit, truncated_and_corrupt_traces);
+  tcase_add_test(unit, second_writer_leaves_file_alone);
   tcase_add_test(unit, socket_snapshot);
   tcase_add_test(unit, socket_slow_client_does_not_block);
   tcase_add_test(unit, socket_other_user_refused);
