@@ -131,6 +131,13 @@ void gs__trace_saved(gs_saved_op op, uint64_t before, uint64_t after, unsigned b
   gs__push(&ev);
 }
 
+void gs__trace_carve(int device, gs_category cat, uint64_t bytes, bool add) {
+  if (gs__state() == GS_ST_OFF || device < 0 || device >= GS_MAX_DEVICES || cat == GS_CAT_OTHER) return;
+  gs_event ev = {.type = GS_REC_RECAT, .kind = GS_KIND_DEVICE, .cat = add ? GS_CAT_OTHER : (uint8_t)cat,
+                 .cat2 = add ? (uint8_t)cat : GS_CAT_OTHER, .device = (int16_t)device, .b = bytes};
+  gs__push(&ev);
+}
+
 void gs__trace_iteration(uint64_t n) {
   if (gs__state() == GS_ST_OFF) return;
   gs_event ev = {.type = GS_REC_ITER, .a = n};
@@ -202,7 +209,8 @@ static void gs__add(gs_rec_sample *s, unsigned cat, unsigned kind, uint64_t n, b
 
 static void gs__window_note(gs__dev *d, uint64_t t) {
   d->live.t = t;
-  if (!d->in_window || d->live.total > d->best.total) d->best = d->live;
+  /* Ties go to the later state: a recategorization at the same total is news to keep. */
+  if (!d->in_window || d->live.total >= d->best.total) d->best = d->live;
   d->in_window = true;
 }
 
@@ -223,7 +231,7 @@ static void gs__close_window(uint64_t now) {
     gs__dev *d = &gs__r.dev[i];
     if (!d->in_window) continue;
     gs__emit(GS_REC_SAMPLE, &d->best, sizeof(d->best), NULL, 0, d->best.t);
-    if (d->live.total != d->best.total && d->live.t > d->best.t)
+    if (d->live.t > d->best.t && memcmp(d->live.by_cat, d->best.by_cat, sizeof(d->live.by_cat)) != 0)
       gs__emit(GS_REC_SAMPLE, &d->live, sizeof(d->live), NULL, 0, d->live.t);
     d->in_window = false;
   }

@@ -61,6 +61,10 @@ void gs__trace_recat(uint64_t key, const gs_alloc_record *rec, gs_category to);
 void gs__trace_saved(gs_saved_op op, uint64_t bytes_before, uint64_t bytes_after, unsigned bits,
                      uint64_t dur_ns, int device);
 void gs__trace_iteration(uint64_t n);
+/* A saved tensor of cat held inside device memory the driver already counts (a caching-allocator
+ * segment, or a stream-ordered allocation): its bytes move from "other" to cat on the timeline
+ * (add) or back, leaving the device's total alone. */
+void gs__trace_carve(int device, gs_category cat, uint64_t bytes, bool add);
 void gs__trace_oom(uint64_t size, int device, int result);
 void gs__trace_kernel(uint32_t name_id, uint64_t start_ns, uint64_t end_ns, int device);
 

@@ -31,7 +31,7 @@ static void rp_find_peak(rp_trace *t) {
   t->peak_dev = -1;
   for (size_t i = 0; i < t->nsamples; i++) {
     const gs_rec_sample *s = &t->samples[i];
-    if (t->peak_dev < 0 || s->total > t->peak.total) {
+    if (t->peak_dev < 0 || s->total >= t->peak.total) { /* ties: the latest, best categorized */
       t->peak = *s;
       t->peak_dev = s->device;
     }

@@ -324,6 +324,32 @@ START_TEST(truncated_and_corrupt_traces) {
 }
 END_TEST
 
+START_TEST(carve_keeps_device_total) {
+  make_tmpdir();
+  char path[128];
+  snprintf(path, sizeof(path), "%s/carve.trace", tmpdir);
+  gs_trace_options o;
+  gs__trace_defaults(&o);
+  snprintf(o.path, sizeof(o.path), "%s", path);
+  o.control = false;
+  ck_assert_int_eq(gs__trace_configure(&o), 0);
+  gs_alloc_record seg = {.size = 10 << 20, .device = 1, .kind = GS_KIND_DEVICE};
+  gs__trace_alloc(0x7000, &seg);                       /* a caching-allocator segment */
+  gs__trace_carve(1, GS_CAT_COMPRESSED, 3 << 20, true); /* saved tensors inside it */
+  gs__trace_carve(1, GS_CAT_ACTIVATION, 4 << 20, true);
+  ck_assert_int_eq(gs__trace_stop(), 0);
+  rp_trace t;
+  char err[256];
+  ck_assert_int_eq(rp_load_file(&t, path, err, sizeof(err)), 0);
+  ck_assert_int_eq(rp_analyze(&t), 0);
+  ck_assert_uint_eq(t.peak.total, 10 << 20);
+  ck_assert_uint_eq(t.peak.by_cat[GS_CAT_OTHER], 3 << 20);
+  ck_assert_uint_eq(t.peak.by_cat[GS_CAT_COMPRESSED], 3 << 20);
+  ck_assert_uint_eq(t.peak.by_cat[GS_CAT_ACTIVATION], 4 << 20);
+  rp_free(&t);
+}
+END_TEST
+
 START_TEST(second_writer_leaves_file_alone) {
   make_tmpdir();
   char path[128];
@@ -497,6 +523,7 @@ static Suite *timeline_suite(void) {
   tcase_add_test(unit, size_bound_respected);
   tcase_add_test(unit, truncated_and_corrupt_traces);
   tcase_add_test(unit, second_writer_leaves_file_alone);
+  tcase_add_test(unit, carve_keeps_device_total);
   tcase_add_test(unit, socket_snapshot);
   tcase_add_test(unit, socket_slow_client_does_not_block);
   tcase_add_test(unit, socket_other_user_refused);
