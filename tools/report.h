@@ -86,6 +86,8 @@ void rp_site_text(rp_trace *t, uint32_t site, char *buf, size_t len);
 /* Symbolization (symbolize.c): the function containing ip in the recorded module, or NULL. */
 const char *rp_symbolize(const rp_trace *t, uint64_t ip, const char **module, uint64_t *offset);
 void rp_symbolize_cleanup(void);
+/* sym demangled and without its parameter list when it is a C++ name (into buf), else sym. */
+const char *rp_pretty(const char *sym, char *buf, size_t len);
 
 /* Outputs. */
 void rp_print_text(FILE *out, rp_trace *ts, size_t n);

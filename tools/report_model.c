@@ -195,13 +195,14 @@ void rp_site_text(rp_trace *t, uint32_t site, char *buf, size_t len) {
   size_t off = 0;
   int shown = 0;
   buf[0] = '\0';
-  for (uint32_t s = site; s && s < t->nsites && shown < 4 && off + 8 < len; s = t->site_parent[s]) {
+  for (uint32_t s = site; s && s < t->nsites && shown < 6 && off + 8 < len; s = t->site_parent[s]) {
     const char *mod = NULL;
     uint64_t rel;
     const char *fn = rp_symbolize(t, t->site_ip[s], &mod, &rel);
     /* The shim's own frames say nothing about who allocated. */
     if ((mod && strstr(mod, "libgactshim")) || (fn && strncmp(fn, "gs__", 4) == 0)) continue;
-    char tmp[96];
+    char tmp[96], pretty[160];
+    if (fn) fn = rp_pretty(fn, pretty, sizeof(pretty));
     if (!fn) {
       const char *base = mod ? strrchr(mod, '/') : NULL;
       snprintf(tmp, sizeof(tmp), "%s+0x%llx", base ? base + 1 : mod ? mod : "?", (unsigned long long)rel);

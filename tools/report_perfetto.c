@@ -34,8 +34,10 @@ static void rp_pf_counters(FILE *f, const rp_trace *t, unsigned pid) {
     size_t n;
     gs_rec_sample *s = rp_downsample(t, dev, 20000, &n);
     for (size_t i = 0; s && i < n; i++) {
-      fprintf(f, ",\n{\"name\":\"memory %s%d\",\"ph\":\"C\",\"ts\":%.3f,\"pid\":%u,\"args\":{",
-              dev == GS_DEVICE_HOST ? "host" : "cuda:", dev == GS_DEVICE_HOST ? 0 : dev, rp_us(t, s[i].t), pid);
+      char track[32];
+      if (dev == GS_DEVICE_HOST) snprintf(track, sizeof(track), "memory host");
+      else snprintf(track, sizeof(track), "memory cuda:%d", dev);
+      fprintf(f, ",\n{\"name\":\"%s\",\"ph\":\"C\",\"ts\":%.3f,\"pid\":%u,\"args\":{", track, rp_us(t, s[i].t), pid);
       for (unsigned c = 0; c < GS_CAT__COUNT; c++)
         fprintf(f, "%s\"%s\":%llu", c ? "," : "", rp_cat_name(c), (unsigned long long)s[i].by_cat[c]);
       fprintf(f, "}}");

@@ -1,6 +1,7 @@
 /* symbolize.c: function names for recorded instruction pointers, from the modules' ELF symbols. */
 #include "report.h"
 
+#include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -127,4 +128,42 @@ void rp_symbolize_cleanup(void) {
   free(rp_elves);
   rp_elves = NULL;
   rp_nelves = 0;
+}
+
+typedef char *(*rp_demangle_fn)(const char *, char *, size_t *, int *);
+
+/* C++ names read better demangled; libstdc++ is loaded only if a name needs it (the tool itself
+ * is C and links no C++ runtime). */
+static rp_demangle_fn rp_demangler(void) {
+  static bool tried;
+  static rp_demangle_fn fn;
+  if (!tried) {
+    tried = true;
+    void *h = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_LOCAL);
+    if (h) *(void **)&fn = dlsym(h, "__cxa_demangle");
+  }
+  return fn;
+}
+
+const char *rp_pretty(const char *sym, char *buf, size_t len) {
+  rp_demangle_fn dm = strncmp(sym, "_Z", 2) == 0 ? rp_demangler() : NULL;
+  int status = -1;
+  char *full = dm ? dm(sym, NULL, NULL, &status) : NULL;
+  if (!full || status != 0) {
+    free(full);
+    return sym;
+  }
+  /* Drop the parameter list: "ns::Class::f(at::Tensor const&)" -> "ns::Class::f". */
+  size_t n = strlen(full), depth = 0, cut = n;
+  for (size_t i = 0; i < n; i++) {
+    if (full[i] == '<') depth++;
+    else if (full[i] == '>' && depth) depth--;
+    else if (full[i] == '(' && depth == 0 && i > 0) {
+      cut = i;
+      break;
+    }
+  }
+  snprintf(buf, len, "%.*s", (int)cut, full);
+  free(full);
+  return buf;
 }
