@@ -16,6 +16,10 @@ int gs_next_probe(void);
 void *gs_next_from_a(const char *name);
 void *gs_next_from_b(const char *name);
 
+/* dlsym as a binary linked against glibc < 2.34 (libdl) binds it: the shim exports that version too. */
+void *gs_old_dlsym(void *handle, const char *name);
+__asm__(".symver gs_old_dlsym, dlsym@GLIBC_2.2.5");
+
 static void *drv;
 
 static void setup(void) {
@@ -46,6 +50,14 @@ START_TEST(dlsym_substitutes_exact_names) {
   }
   /* Distinct wrappers per exact name: _ptsz is not folded into the plain one. */
   ck_assert_ptr_ne(dlsym(drv, "cuMemAllocAsync"), dlsym(drv, "cuMemAllocAsync_ptsz"));
+}
+END_TEST
+
+START_TEST(old_dlsym_version_is_hooked) {
+  void *p = gs_old_dlsym(drv, "cuMemAlloc_v2");
+  ck_assert(in_shim(p));
+  ck_assert_ptr_eq(p, dlsym(drv, "cuMemAlloc_v2"));
+  ck_assert_ptr_eq(gs_old_dlsym(drv, "cudnnGetVersion"), gs_standin_address("cudnnGetVersion"));
 }
 END_TEST
 
@@ -149,6 +161,7 @@ int main(void) {
   TCase *tc = tcase_create("core");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, dlsym_substitutes_exact_names);
+  tcase_add_test(tc, old_dlsym_version_is_hooked);
   tcase_add_test(tc, dlsym_leaves_other_names);
   tcase_add_test(tc, get_proc_address_routes_by_pointer);
   tcase_add_test(tc, null_symbol_status);

@@ -101,6 +101,11 @@ case $case_name in
     # The contract: loading the shim must never pull in CUDA, CUPTI or Python.
     needed=$(readelf -d "$SHIM" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
     case " $needed" in *" libcuda"*|*" libcudart"*|*" libcupti"*|*" libpython"*) fail "DT_NEEDED: $needed" ;; esac
-    echo "ok: DT_NEEDED: $needed" ;;
+    echo "ok: DT_NEEDED: $needed"
+    syms=$(readelf -W --dyn-syms "$SHIM")
+    for v in 'dlsym@@GLIBC_2.34' 'dlsym@GLIBC_2.2.5'; do
+      echo "$syms" | grep -q " $v\$" || fail "$v is not exported"
+    done
+    echo "ok: dlsym@@GLIBC_2.34 and dlsym@GLIBC_2.2.5 exported" ;;
   *) fail "unknown case $case_name" ;;
 esac
