@@ -21,9 +21,8 @@ const char *gs__cupti_name(uint32_t id) {
   return id < n && gs__names[id] ? gs__names[id] : "?";
 }
 
-bool gs__cupti_is_ours(const char *name) {
-  return name && (strstr(name, "gs_") || strstr(name, "gact"));
-}
+/* Our kernels are extern "C" and named gs_k_* (kernels/codec.cu), so a prefix is exact. */
+bool gs__cupti_is_ours(const char *name) { return name && strncmp(name, "gs_k_", 5) == 0; }
 
 __attribute__((unused)) static uint32_t gs__intern(const char *name) {
   uint32_t n = __atomic_load_n(&gs__nnames, __ATOMIC_ACQUIRE);

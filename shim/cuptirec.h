@@ -5,7 +5,7 @@
 #include "common.h"
 
 /* Loads libcupti with dlopen and enables kernel activity records; each record of one of our
- * kernels (name containing "gs_" or "gact") becomes a KERNEL trace event. Fail-open: returns
+ * kernels (named gs_k_*) becomes a KERNEL trace event. Fail-open: returns
  * -ENOTSUP when CUPTI is absent, was not compiled in, or refuses (another subscriber); the job
  * runs on untouched. Called on the writer thread once CUDA is in use, never from a constructor. */
 int gs__cupti_start(void);

@@ -1,6 +1,8 @@
 /* check-timeline.c: unit tests of the memory timeline — tree, ring, format, bounds, socket. */
 #include "callsite.h"
+#include "config.h"
 #include "control.h"
+#include "cuptirec.h"
 #include "report.h"
 #include "ring.h"
 #include "trace.h"
@@ -372,6 +374,37 @@ START_TEST(second_writer_leaves_file_alone) {
 }
 END_TEST
 
+START_TEST(config_trace_variables) {
+  gs_config c;
+  char err[512];
+  char *ok[] = {"GACTSHIM_TRACE=/tmp/t-%p-%r.trace", "GACTSHIM_TRACE_MAX=2GiB", "GACTSHIM_CUPTI=1", NULL};
+  ck_assert_int_eq(gs__config_parse(ok, &c, err, sizeof(err)), 0);
+  ck_assert_str_eq(c.trace_path, "/tmp/t-%p-%r.trace");
+  ck_assert_uint_eq(c.trace_max, 2ull << 30);
+  ck_assert(c.cupti);
+  char *small[] = {"GACTSHIM_TRACE_MAX=512KiB", NULL};
+  ck_assert_int_eq(gs__config_parse(small, &c, err, sizeof(err)), -EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "GACTSHIM_TRACE_MAX='512KiB'"));
+  ck_assert_ptr_nonnull(strstr(err, "1MiB to 1TiB"));
+  char *cupti[] = {"GACTSHIM_CUPTI=maybe", NULL};
+  ck_assert_int_eq(gs__config_parse(cupti, &c, err, sizeof(err)), -EINVAL);
+  gs__config_defaults(&c);
+  ck_assert_uint_eq(c.trace_max, 256ull << 20);
+  ck_assert(!c.cupti);
+}
+END_TEST
+
+START_TEST(cupti_fails_open) {
+  /* No GPU here: whether libcupti is absent or refuses, the answer is -ENOTSUP, never a crash. */
+  int rc = gs__cupti_start();
+  ck_assert(rc == 0 || rc == -ENOTSUP);
+  gs__cupti_stop();
+  ck_assert(gs__cupti_is_ours("gs_k_compress"));
+  ck_assert(!gs__cupti_is_ours("void at::native::kernel_args_gs_(float)"));
+  ck_assert_str_eq(gs__cupti_name(12345), "?");
+}
+END_TEST
+
 /* ---- control socket ---- */
 
 static void start_memory_recorder(void) {
@@ -524,6 +557,8 @@ static Suite *timeline_suite(void) {
   tcase_add_test(unit, truncated_and_corrupt_traces);
   tcase_add_test(unit, second_writer_leaves_file_alone);
   tcase_add_test(unit, carve_keeps_device_total);
+  tcase_add_test(unit, config_trace_variables);
+  tcase_add_test(unit, cupti_fails_open);
   tcase_add_test(unit, socket_snapshot);
   tcase_add_test(unit, socket_slow_client_does_not_block);
   tcase_add_test(unit, socket_other_user_refused);
