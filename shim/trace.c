@@ -65,6 +65,7 @@ void gs__trace_defaults(gs_trace_options *o) {
 int gs__trace_configure(const gs_trace_options *o) {
   if (gs__state() != GS_ST_OFF && gs__state() != GS_ST_STOPPED) return -EBUSY;
   gs__r.opt = *o;
+  gs__r.result = 0;
   if (!gs__r.ring.slots) {
     int rc = gs__ring_init(&gs__r.ring, o->ring_events);
     if (rc != 0) return rc;
@@ -309,12 +310,14 @@ static size_t gs__round(gs_event *batch) {
 static void *gs__writer(void *arg) {
   gs_event *batch = malloc(GS_BATCH * sizeof(gs_event));
   if (!batch) return NULL;
-  bool cupti_tried = false, cupti_on = false;
+  bool cupti_tried = false, cupti_on = false, control_tried = false;
   while (!__atomic_load_n(&gs__r.stop, __ATOMIC_ACQUIRE)) {
     size_t n = gs__round(batch);
     /* The first event means the job uses CUDA or torch: only now serve attach and load CUPTI. */
-    if (gs__r.opt.control && gs__r.listen_fd < 0 && gs__events())
+    if (gs__r.opt.control && !control_tried && gs__events()) {
+      control_tried = true; /* once: a directory that is not ours stays refused */
       gs__r.listen_fd = gs__control_listen();
+    }
     if (gs__r.opt.cupti && !cupti_tried && gs__events()) {
       cupti_tried = true;
       cupti_on = gs__cupti_start() == 0;
@@ -435,6 +438,7 @@ void gs__trace_atfork_child(void) {
     gs__r.sink.fd = -1;
   }
   gs__ring_reset(&gs__r.ring);
+  gs__r.result = 0;
   memset(gs__r.dev, 0, sizeof(gs__r.dev));
   memset(&gs__r.mods, 0, sizeof(gs__r.mods)); /* leaked for the same reason */
   gs__r.sites_emitted = 0;

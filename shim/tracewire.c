@@ -48,7 +48,7 @@ void gs__tracewire_fini(void) {
     gs__log(GS_LOG_WARN, "GACTSHIM_TRACE=%s was being written by another process, so this one (pid %ld) "
             "wrote no trace; put %%p or %%r in the path for one file per process", gs__cfg.trace_path, (long)getpid());
   else if (rc != 0)
-    gs__log(GS_LOG_ERROR, "the trace %s is incomplete: %s", gs__cfg.trace_path, strerror(-rc));
+    gs__log(GS_LOG_ERROR, "could not write the trace GACTSHIM_TRACE=%s: %s", gs__cfg.trace_path, strerror(-rc));
 }
 
 void gs__tracewire_atfork_child(void) { gs__trace_atfork_child(); }

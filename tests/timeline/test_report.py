@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pngcount  # noqa: E402
@@ -104,6 +105,18 @@ def check_broken(path):
     print("broken traces: clear messages")
 
 
+def check_killed():
+    # SIGKILL mid-run: the file is flushed every 100 ms, so a readable prefix remains.
+    path = os.path.join(TMP, "killed.trace")
+    job = subprocess.Popen([DEMO, path, "100000", "2"], stdout=subprocess.DEVNULL)
+    time.sleep(1.0)
+    job.kill()
+    job.wait()
+    out = run(REPORT, path).stdout
+    assert re.search(r"^peak: ", out, re.M) and "warning:" in out, out
+    print("killed job: its trace reads (%s)" % re.search(r"warning: (.*)", out).group(1)[:60])
+
+
 def main():
     path, peak = demo("t.trace", 200)
     check_text(path, peak)
@@ -111,6 +124,7 @@ def main():
     check_html(path)
     check_ranks()
     check_broken(path)
+    check_killed()
     shutil.rmtree(TMP, ignore_errors=True)
 
 
