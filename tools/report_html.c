@@ -105,8 +105,9 @@ static void rp_chart(FILE *f, const rp_trace *t) {
   double px = rp_x(&sc, t->peak.t), py = rp_y(&sc, t->peak.total);
   char b[32];
   fprintf(f, "<line class=\"peak\" x1=\"%.1f\" x2=\"%.1f\" y1=\"10\" y2=\"%d\" stroke=\"#000\" stroke-dasharray=\"4 3\"/>", px, px, RP_H - RP_B);
-  fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#000\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" font-weight=\"bold\">peak %s</text>\n",
-          px, py, px + 6, py < 30 ? py + 16 : py - 6, rp_bytes(t->peak.total, b, sizeof(b)));
+  bool left = px > RP_W - 160; /* near the right edge the label goes on the marker's left */
+  fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#000\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"12\" font-weight=\"bold\">peak %s</text>\n",
+          px, py, left ? px - 6 : px + 6, py < 30 ? py + 16 : py - 6, left ? "end" : "start", rp_bytes(t->peak.total, b, sizeof(b)));
   fprintf(f, "</svg>\n<div class=\"legend\">");
   for (unsigned l = GS_CAT__COUNT; l-- > 0;)
     fprintf(f, "<span><i style=\"background:%s\"></i>%s</span>", rp_colour[l], rp_cat_name(rp_stack[l]));
@@ -143,8 +144,10 @@ static void rp_section(FILE *f, rp_trace *t) {
   fprintf(f, "<h2>");
   rp_esc(f, t->name);
   fprintf(f, " &mdash; rank %d, pid %llu</h2>\n", t->hdr.rank, (unsigned long long)t->hdr.pid);
-  fprintf(f, "<p class=\"peak\">Peak <b>%s</b> at %.3f s on %s%d.", rp_bytes(t->peak.total, b, 32), rp_sec(t, t->peak.t),
-          t->peak_dev == GS_DEVICE_HOST ? "host" : "cuda:", t->peak_dev == GS_DEVICE_HOST ? 0 : t->peak_dev);
+  char dev[16];
+  if (t->peak_dev == GS_DEVICE_HOST) snprintf(dev, sizeof(dev), "host");
+  else snprintf(dev, sizeof(dev), "cuda:%d", t->peak_dev);
+  fprintf(f, "<p class=\"peak\">Peak <b>%s</b> at %.3f s on %s.", rp_bytes(t->peak.total, b, 32), rp_sec(t, t->peak.t), dev);
   if (t->warning[0]) {
     fprintf(f, " <i>");
     rp_esc(f, t->warning);
