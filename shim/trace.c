@@ -92,7 +92,8 @@ static uint32_t gs__tid(void) {
 
 static void gs__push(gs_event *ev) {
   int st = gs__state();
-  if (gs__likely(st == GS_ST_RUNNING)) {
+  /* The ring exists from configure on, so events queue while another thread starts the writer. */
+  if (gs__likely(st == GS_ST_RUNNING || st == GS_ST_STARTING)) {
     ev->t = ev->t ? ev->t : gs__now_ns();
     ev->tid = gs__tid();
     gs__ring_push(&gs__r.ring, ev);
@@ -322,12 +323,14 @@ static void *gs__writer(void *arg) {
       cupti_tried = true;
       cupti_on = gs__cupti_start() == 0;
     }
-    if (n) continue;
+    /* Under a steady stream of events, still look at the socket (attach must not starve) and
+     * rest a little unless the ring was full; idle, wait 5 ms. */
+    int wait_ms = n >= GS_BATCH ? 0 : n ? 1 : 5;
     if (gs__r.listen_fd >= 0) {
       struct pollfd p = {.fd = gs__r.listen_fd, .events = POLLIN};
-      if (poll(&p, 1, 5) > 0) gs__control_serve(gs__r.listen_fd);
-    } else {
-      usleep(5000);
+      if (poll(&p, 1, wait_ms) > 0) gs__control_serve(gs__r.listen_fd);
+    } else if (wait_ms) {
+      usleep((useconds_t)wait_ms * 1000);
     }
   }
   if (cupti_on) gs__cupti_stop();
