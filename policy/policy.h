@@ -11,7 +11,9 @@
 
 /* Bits given to tensors from sensitive producers (softmax / log-softmax outputs) by the fixed
  * policy when GACTSHIM_BITS asks for fewer: see policy.c for the measurements behind it. */
+#ifndef GS_POLICY_SENSITIVE_BITS /* overridable at build time for experiments (0 = no special case) */
 #define GS_POLICY_SENSITIVE_BITS 8u
+#endif
 
 /* What the engine knows about a saved tensor when it asks the policy. */
 typedef struct gs_policy_desc {

@@ -251,7 +251,18 @@ static int gs__codec_cpu(const gs_codec_params *p, uint64_t src, uint64_t dst, u
   return rc;
 }
 
-/* Runs fn with CUDA device dev current (multi-GPU: pack may run with another device current). */
+static void gs__set_device(int64_t dev) {
+  PyObject *args = gs__py.PyTuple_New(1), *r;
+  if (args == NULL) return;
+  gs__py.PyTuple_SetItem(args, 0, gs__py.PyLong_FromLongLong(dev));
+  if ((r = gs__py.PyObject_CallObject(gs__torch.set_device, args))) gs__py.Py_DecRef(r);
+  gs__py.Py_DecRef(args);
+}
+
+/* Encodes on the current stream of device dev, with dev current (multi-GPU: pack may run with
+ * another device current). No record_stream for the source: the op that saved it read it on this
+ * very stream, so our kernel is ordered like that op, and the caching allocator cannot hand its
+ * memory to another stream's work before it. */
 static int gs__codec_gpu(const gs_codec_params *p, uint64_t src, uint64_t dst, int dev,
                          uint64_t *stream) {
   int64_t prev = dev;
@@ -260,18 +271,11 @@ static int gs__codec_gpu(const gs_codec_params *p, uint64_t src, uint64_t dst, i
     prev = gs__py.PyLong_AsLongLong(r);
     gs__py.Py_DecRef(r);
   }
-  PyObject *args = NULL;
-  if (prev != dev && gs__torch.set_device && (args = gs__py.PyTuple_New(1))) {
-    gs__py.PyTuple_SetItem(args, 0, gs__py.PyLong_FromLongLong(dev));
-    if ((r = gs__py.PyObject_CallObject(gs__torch.set_device, args))) gs__py.Py_DecRef(r);
-  }
+  bool switched = prev != dev && gs__torch.set_device;
+  if (switched) gs__set_device(dev);
   *stream = gs__torch_current_stream(dev);
   int rc = gs_gpu_compress(p, src, dst, (void *)(uintptr_t)*stream);
-  if (args) {
-    gs__py.PyTuple_SetItem(args, 0, gs__py.PyLong_FromLongLong(prev));
-    if ((r = gs__py.PyObject_CallObject(gs__torch.set_device, args))) gs__py.Py_DecRef(r);
-    gs__py.Py_DecRef(args);
-  }
+  if (switched) gs__set_device(prev);
   if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
   return rc;
 }
@@ -331,7 +335,10 @@ static PyObject *gs__compress_src(PyObject *t, PyObject *src, const gs__tinfo *t
   int rc = 0;
   PyObject *out = gs__encode(src, ti, &p, &stream, &rc);
   if (out == NULL) {
-    if (rc == -ERANGE) *why = GS_SKIP_NONFINITE;
+    if (rc == -ERANGE) {
+      gs__warn_once("nonfinite", "a saved tensor holds Inf or NaN; such tensors are kept exact");
+      *why = GS_SKIP_NONFINITE;
+    }
     else if (gs__py.PyErr_Occurred()) gs__note_error(why);
     else {
       gs__warn_once("codec-error", "compression failed (%d); such tensors are kept exact", rc);

@@ -251,6 +251,21 @@ def test_skips():
     (r @ W2).sum().backward()
     gsutil.check(skipped("duplicate") > dup0, "a ReLU output saved twice is compressed once")
     gsutil.check(b0 < stat("compressed"), "compression happened")
+    if DEV.type == "cpu":  # the CPU codec reports non-finite groups; the tensor is kept exact
+        n0 = skipped("nonfinite")
+        t = torch.randn(256, 256, device=DEV)
+        t[0, 0] = float("inf")
+        w3 = param(256)
+        (t * w3).sum().backward()
+        gsutil.check(skipped("nonfinite") > n0, "a tensor holding Inf is kept exact (skipped nonfinite)")
+        gsutil.check(torch.isinf(w3.grad).any().item(), "its gradient is the exact one (Inf reaches w.grad)")
+
+
+def test_iterations():
+    it0 = stat("iteration")
+    for _ in range(3):
+        mlp(X).pow(2).mean().backward()
+    gsutil.check(stat("iteration") - it0 in (3, 4), "iterations counted without user code (%d)" % (stat("iteration") - it0))
 
 
 if __name__ == "__main__":
@@ -258,6 +273,7 @@ if __name__ == "__main__":
         expect_inplace_error("(GACTSHIM_POLICY=off)")
         sys.exit(0)
     for t in (test_retain_graph, test_double_backward, test_checkpoint, test_custom_function, test_inplace,
-              test_layouts, test_strides_restored, test_autocast, test_threads, test_untouched, test_skips):
+              test_layouts, test_strides_restored, test_autocast, test_threads, test_untouched, test_skips,
+              test_iterations):
         t()
     print("stats:", shim.stats())
