@@ -26,6 +26,7 @@ void gs__config_defaults(gs_config *out) {
   out->group = 256;
   out->seed = 0x9e3779b97f4a7c15ull;
   out->log = GS_LOG_WARN;
+  out->trace_max = 256ull << 20;
 }
 
 static int gs__parse_bool(const char *v, bool *out) {
@@ -122,6 +123,17 @@ static int gs__set_path(char *dst, const char *v) {
 
 static int gs__set_stats(gs_config *c, const char *v) { return gs__set_path(c->stats_path, v); }
 
+static int gs__set_trace(gs_config *c, const char *v) { return gs__set_path(c->trace_path, v); }
+static int gs__set_cupti(gs_config *c, const char *v) { return gs__parse_bool(v, &c->cupti); }
+
+/* Below 1 MiB the file could not hold its summary records for long; above 1 TiB is surely a typo. */
+static int gs__set_trace_max(gs_config *c, const char *v) {
+  uint64_t b;
+  if (gs__parse_bytes(v, &b) != 0 || b < (1ull << 20) || b > (1ull << 40)) return -EINVAL;
+  c->trace_max = b;
+  return 0;
+}
+
 static int gs__set_log(gs_config *c, const char *v) {
   static const char *const names[] = {"error", "warn", "info", "debug"};
   for (size_t i = 0; i < GS_ARRAY_LEN(names); i++) {
@@ -143,6 +155,9 @@ static const gs__var gs__vars[] = {
   {"STATS", gs__set_stats, "a file path (at most 4095 bytes)"},
   {"LOG", gs__set_log, "error, warn, info or debug"},
   {"QUIET", gs__set_quiet, "1/0 (true/false, yes/no, on/off)"},
+  {"TRACE", gs__set_trace, "a file path (at most 4095 bytes); %p is replaced by the pid, %r by the rank"},
+  {"TRACE_MAX", gs__set_trace_max, "a byte count from 1MiB to 1TiB such as 256MiB or 2GB (default 256MiB)"},
+  {"CUPTI", gs__set_cupti, "1/0 (true/false, yes/no, on/off); default 0"},
 };
 
 static void gs__list_names(char *buf, size_t len) {

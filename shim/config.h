@@ -28,6 +28,9 @@ typedef struct gs_config {
   char stats_path[GS_PATH_MAX]; /* GACTSHIM_STATS: JSON written at exit; empty = none */
   gs_log_level log;        /* GACTSHIM_LOG */
   bool quiet;              /* GACTSHIM_QUIET=1: no summary line at exit */
+  char trace_path[GS_PATH_MAX]; /* GACTSHIM_TRACE: event trace file (%p pid, %r rank); empty = none */
+  uint64_t trace_max;      /* GACTSHIM_TRACE_MAX: bound on the trace file's size in bytes */
+  bool cupti;              /* GACTSHIM_CUPTI=1: time our kernels with CUPTI when it can be loaded */
 } gs_config;
 
 /* Fills *out with the defaults. */

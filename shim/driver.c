@@ -5,6 +5,7 @@
 #include "interpose.h"
 #include "log.h"
 #include "registry.h"
+#include "trace.h"
 
 /* Per-thread state: see driver.h and interpose.h. */
 __thread bool gs__tl_driver_seen __attribute__((tls_model("initial-exec")));
@@ -56,6 +57,14 @@ static void gs__note_device_alloc(uint64_t key, uint64_t size, uint64_t stream, 
   gs__note_alloc(key, size, stream, dev, kind);
 }
 
+/* An out-of-memory answer goes on the timeline: it is what the report is read for. */
+static void gs__note_oom(uint64_t size, gs_CUresult r) {
+  if (gs__likely(r != GS_CUDA_ERROR_OUT_OF_MEMORY) || !gs__watching()) return;
+  gs__guard_enter();
+  gs__trace_oom(size, gs__current_device(), (int)r);
+  gs__guard_leave();
+}
+
 /* Frees are forgotten before the real call: once the driver has the memory back another thread
  * may get the same address and record it. A failed free puts the record back. */
 static bool gs__forget(uint64_t key, gs_alloc_record *rec) {
@@ -80,6 +89,7 @@ static void gs__unforget(gs_CUresult r, bool had, uint64_t key, const gs_alloc_r
   static gs_CUresult gs__w_cuMemAllocAsync##sfx(gs_CUdeviceptr *p, size_t n, gs_CUstream s) {      \
     GS__CALL(cuMemAllocAsync##sfx, p, n, s);                                                       \
     gs_CUresult r = real(p, n, s);                                                                 \
+    gs__note_oom(n, r);                                                                            \
     if (r == GS_CUDA_SUCCESS && p && *p) gs__note_device_alloc(*p, n, (uint64_t)(uintptr_t)s, GS_KIND_ASYNC_POOL); \
     return r;                                                                                      \
   }                                                                                                \
@@ -87,6 +97,7 @@ static void gs__unforget(gs_CUresult r, bool had, uint64_t key, const gs_alloc_r
   static gs_CUresult gs__w_cuMemAllocFromPoolAsync##sfx(gs_CUdeviceptr *p, size_t n, gs_CUmemoryPool pool, gs_CUstream s) { \
     GS__CALL(cuMemAllocFromPoolAsync##sfx, p, n, pool, s);                                         \
     gs_CUresult r = real(p, n, pool, s);                                                           \
+    gs__note_oom(n, r);                                                                            \
     if (r == GS_CUDA_SUCCESS && p && *p) gs__note_device_alloc(*p, n, (uint64_t)(uintptr_t)s, GS_KIND_ASYNC_POOL); \
     return r;                                                                                      \
   }                                                                                                \
@@ -107,6 +118,7 @@ typedef gs_CUresult (*gs__fn_cuMemAlloc_v2)(gs_CUdeviceptr *, size_t);
 static gs_CUresult gs__w_cuMemAlloc_v2(gs_CUdeviceptr *p, size_t n) {
   GS__CALL(cuMemAlloc_v2, p, n);
   gs_CUresult r = real(p, n);
+  gs__note_oom(n, r);
   if (r == GS_CUDA_SUCCESS && p && *p) gs__note_device_alloc(*p, n, 0, GS_KIND_DEVICE);
   return r;
 }
@@ -115,6 +127,7 @@ typedef gs_CUresult (*gs__fn_cuMemAllocPitch_v2)(gs_CUdeviceptr *, size_t *, siz
 static gs_CUresult gs__w_cuMemAllocPitch_v2(gs_CUdeviceptr *p, size_t *pitch, size_t w, size_t h, unsigned e) {
   GS__CALL(cuMemAllocPitch_v2, p, pitch, w, h, e);
   gs_CUresult r = real(p, pitch, w, h, e);
+  gs__note_oom((uint64_t)w * h, r);
   if (r == GS_CUDA_SUCCESS && p && *p && pitch) gs__note_device_alloc(*p, (uint64_t)*pitch * h, 0, GS_KIND_DEVICE);
   return r;
 }
@@ -123,6 +136,7 @@ typedef gs_CUresult (*gs__fn_cuMemAllocManaged)(gs_CUdeviceptr *, size_t, unsign
 static gs_CUresult gs__w_cuMemAllocManaged(gs_CUdeviceptr *p, size_t n, unsigned flags) {
   GS__CALL(cuMemAllocManaged, p, n, flags);
   gs_CUresult r = real(p, n, flags);
+  gs__note_oom(n, r);
   if (r == GS_CUDA_SUCCESS && p && *p) gs__note_device_alloc(*p, n, 0, GS_KIND_MANAGED);
   return r;
 }
@@ -141,6 +155,7 @@ typedef gs_CUresult (*gs__fn_cuMemHostAlloc)(void **, size_t, unsigned);
 static gs_CUresult gs__w_cuMemHostAlloc(void **p, size_t n, unsigned flags) {
   GS__CALL(cuMemHostAlloc, p, n, flags);
   gs_CUresult r = real(p, n, flags);
+  gs__note_oom(n, r);
   if (r == GS_CUDA_SUCCESS && p && *p) gs__note_alloc((uintptr_t)*p, n, 0, GS_DEVICE_HOST, GS_KIND_HOST_PINNED);
   return r;
 }
@@ -149,6 +164,7 @@ typedef gs_CUresult (*gs__fn_cuMemAllocHost_v2)(void **, size_t);
 static gs_CUresult gs__w_cuMemAllocHost_v2(void **p, size_t n) {
   GS__CALL(cuMemAllocHost_v2, p, n);
   gs_CUresult r = real(p, n);
+  gs__note_oom(n, r);
   if (r == GS_CUDA_SUCCESS && p && *p) gs__note_alloc((uintptr_t)*p, n, 0, GS_DEVICE_HOST, GS_KIND_HOST_PINNED);
   return r;
 }
@@ -169,6 +185,7 @@ typedef gs_CUresult (*gs__fn_cuMemCreate)(gs_CUmemHandle *, size_t, const gs_CUm
 static gs_CUresult gs__w_cuMemCreate(gs_CUmemHandle *h, size_t n, const gs_CUmemAllocationProp *prop, unsigned long long f) {
   GS__CALL(cuMemCreate, h, n, prop, f);
   gs_CUresult r = real(h, n, prop, f);
+  gs__note_oom(n, r);
   if (r != GS_CUDA_SUCCESS || h == NULL) return r;
   bool on_dev = prop && prop->location.type == GS_CU_MEM_LOCATION_TYPE_DEVICE &&
                 prop->location.id >= 0 && prop->location.id < GS_MAX_DEVICES;

@@ -6,6 +6,7 @@
 #include "policy.h"
 #include "stats.h"
 #include "torchapi.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ static uint32_t gs__next_index(void) {
     gs__iter++;
     gs__index = 0;
   }
+  if (gs__index == 0) gs__trace_iteration(gs__iter); /* the timeline's iteration bands */
   return gs__index++;
 }
 
@@ -229,6 +231,7 @@ static PyObject *gs__keep(PyObject *t, const gs__tinfo *ti, int64_t version, gs_
   }
   if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
   PyObject *cap = gs__handle_wrap(h, t);
+  if (cap && h->held_bytes) gs__trace_saved(GS_SAVED_PACK, h->held_bytes, h->held_bytes, 0, 0, ti->device);
   if (cap) return cap;
 last_resort:
   /* Not even a handle could be made: give PyTorch the tensor itself, which unpack passes back. */
@@ -391,7 +394,10 @@ static PyObject *gs__compress(PyObject *t, const gs__tinfo *ti, unsigned bits, i
   PyObject *src = ti->dense ? t : gs__call_method(t, gs__torch.s_contiguous, NULL, NULL);
   if (src == NULL) return gs__note_error(why), NULL;
   if (src == t) gs__py.Py_IncRef(src);
+  uint64_t t0 = gs__now_ns();
   PyObject *cap = gs__compress_src(t, src, ti, bits, version, why);
+  gs_handle *h = cap ? gs__handle_of(cap) : NULL;
+  if (h) gs__trace_saved(GS_SAVED_COMPRESS, ti->bytes, h->held_bytes, bits, gs__now_ns() - t0, ti->device);
   gs__py.Py_DecRef(src);
   return cap;
 }

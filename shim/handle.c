@@ -1,6 +1,8 @@
 /* handle.c: saved-tensor handles (capsules), the dedup table and their memory bookkeeping. */
 #include "handle.h"
 
+#include "trace.h"
+
 #include <stdlib.h>
 
 #define GS__HANDLE_NAME "gactshim.handle"
@@ -27,6 +29,7 @@ static void gs__account(gs_handle *h, bool add) {
   if (h->device >= 0) {
     if (add) __atomic_fetch_add(&gs__gpu_bytes[h->cat], h->held_bytes, __ATOMIC_RELAXED);
     else __atomic_fetch_sub(&gs__gpu_bytes[h->cat], h->held_bytes, __ATOMIC_RELAXED);
+    gs__trace_carve(h->device, (gs_category)h->cat, h->held_bytes, add);
     return;
   }
   if (add) {

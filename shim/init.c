@@ -7,6 +7,7 @@
 #include "python.h"
 #include "registry.h"
 #include "stats.h"
+#include "tracewire.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ static pid_t gs__owner_pid;
 static void gs__atfork_child(void) {
   gs__interpose_atfork_child();
   gs__registry_reset();
+  gs__tracewire_atfork_child();
 }
 
 /* Expands %p (pid) and %r (RANK, else LOCAL_RANK, else 0) in a path template. */
@@ -86,7 +88,11 @@ __attribute__((constructor)) static void gs__init(void) {
   gs__owner_pid = getpid();
   pthread_atfork(NULL, NULL, gs__atfork_child);
   gs__python_preinit();
+  gs__tracewire_init();
   __atomic_store_n(&gs__is_active, true, __ATOMIC_RELEASE);
 }
 
-__attribute__((destructor)) static void gs__fini(void) { gs__report_at_exit(); }
+__attribute__((destructor)) static void gs__fini(void) {
+  if (gs__active()) gs__tracewire_fini();
+  gs__report_at_exit();
+}

@@ -1,5 +1,6 @@
 /* registry.c: live allocations (key -> record) in 64 locked shards, and live/peak bytes counters. */
 #include "registry.h"
+#include "trace.h"
 
 #include "stats.h"
 
@@ -184,6 +185,7 @@ int gs__registry_insert(uint64_t key, const gs_alloc_record *rec) {
   gs__account_add(rec->device, rec->category, rec->size);
   gs__stat_add(allocs, 1);
   gs__stat_add(alloc_bytes, rec->size);
+  gs__trace_alloc(key, rec);
   return 0;
 }
 
@@ -203,6 +205,7 @@ int gs__registry_remove(uint64_t key, gs_alloc_record *out) {
   }
   gs__account_sub(rec.device, rec.category, rec.size);
   gs__stat_add(frees, 1);
+  gs__trace_free(key, &rec);
   if (out) *out = rec;
   return 0;
 }
@@ -234,6 +237,7 @@ int gs__registry_set_category(uint64_t key, gs_category cat) {
                      gs__other_live(old.device, __atomic_load_n(&gs__live[old.device], __ATOMIC_RELAXED)));
   }
   gs__unlock(&s->lock);
+  if (i >= 0) gs__trace_recat(key, &old, cat);
   return i >= 0 ? 0 : -ENOENT;
 }
 

@@ -1,0 +1,165 @@
+/* control.c: the control socket — a private Unix socket per process serving live snapshots. */
+#include "control.h"
+
+#include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Protocol (version 1, tools/TRACE-FORMAT.md): the client sends one line of at most 128 bytes,
+ * "GSCTL 1 SNAPSHOT\n" or "GSCTL 1 PING\n", within 1 s of connecting. The server answers one line
+ * "GSCTL 1 OK <n>\n" followed by n bytes (a trace in the file format), or "GSCTL 1 ERR <why>\n",
+ * then closes. */
+
+/* The writer thread reads the request itself, so a silent client may hold it this long; the
+ * hooks never wait for it (the ring absorbs events meanwhile). */
+#define GS_CONTROL_READ_MS 200
+#define GS_CONTROL_SEND_S 5
+
+/* The pid whose socket file we created, so that a forked child never unlinks its parent's. */
+static pid_t gs__owner;
+
+int gs__control_listen(void) {
+  struct sockaddr_un sa;
+  int rc = gs__control_sock_path((long)getpid(), &sa, true);
+  if (rc != 0) return rc;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -errno;
+  unlink(sa.sun_path); /* a stale socket of an earlier process with our pid */
+  mode_t old = umask(0177);
+  rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+  umask(old);
+  if (rc == 0) rc = chmod(sa.sun_path, 0600);
+  if (rc == 0) rc = listen(fd, 4);
+  if (rc != 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  gs__owner = getpid();
+  return fd;
+}
+
+void gs__control_close(int fd) {
+  struct sockaddr_un sa;
+  if (fd >= 0) close(fd);
+  if (gs__owner == getpid() && gs__control_sock_path((long)getpid(), &sa, false) == 0) unlink(sa.sun_path);
+}
+
+/* Reads one request line within GS_CONTROL_READ_MS. 0 or negative errno. */
+static int gs__read_line(int fd, char *buf, size_t cap, int timeout_ms) {
+  size_t n = 0;
+  uint64_t deadline = gs__now_ns() + (uint64_t)timeout_ms * 1000000u;
+  while (n + 1 < cap) {
+    uint64_t now = gs__now_ns();
+    if (now >= deadline) return -ETIMEDOUT;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int pr = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr <= 0) return pr == 0 ? -ETIMEDOUT : -errno;
+    ssize_t r = recv(fd, buf + n, 1, MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (r <= 0) return r == 0 ? -ECONNRESET : -errno;
+    if (buf[n] == '\n') {
+      buf[n] = '\0';
+      return 0;
+    }
+    n++;
+  }
+  return -E2BIG;
+}
+
+typedef struct gs__reply {
+  int fd;
+  char head[96];
+  uint8_t *body;
+  size_t body_n;
+} gs__reply;
+
+static int gs__send_all(int fd, const void *p, size_t n) {
+  const uint8_t *b = p;
+  while (n) {
+    ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -errno;
+    b += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Detached: a slow or stuck client holds only this thread, for at most the send timeout. */
+static void *gs__sender(void *arg) {
+  gs__reply *r = arg;
+  if (gs__send_all(r->fd, r->head, strlen(r->head)) == 0 && r->body_n)
+    gs__send_all(r->fd, r->body, r->body_n);
+  close(r->fd);
+  free(r->body);
+  free(r);
+  return NULL;
+}
+
+static int gs__reply_async(gs__reply *r) {
+  int fl = fcntl(r->fd, F_GETFL);
+  fcntl(r->fd, F_SETFL, fl & ~O_NONBLOCK);
+  struct timeval tv = {GS_CONTROL_SEND_S, 0};
+  setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  pthread_attr_t attr;
+  pthread_t t;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int rc = pthread_create(&t, &attr, gs__sender, r);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) gs__sender(r); /* sends with the timeout on this thread instead */
+  return 0;
+}
+
+/* Decides the answer to one request line from a checked peer. */
+static void gs__answer(const char *req, gs__reply *r) {
+  int rc;
+  if (strcmp(req, "GSCTL 1 PING") == 0) {
+    snprintf(r->head, sizeof(r->head), "GSCTL 1 OK 0\n");
+  } else if (strcmp(req, "GSCTL 1 SNAPSHOT") == 0) {
+    rc = gs__trace_snapshot(&r->body, &r->body_n);
+    if (rc == 0) snprintf(r->head, sizeof(r->head), "GSCTL 1 OK %zu\n", r->body_n);
+    else snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR snapshot failed: %s\n", strerror(-rc));
+  } else if (strncmp(req, "GSCTL ", 6) == 0 && strncmp(req, "GSCTL 1 ", 8) != 0) {
+    snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR protocol version %d not supported\n",
+             GS_CONTROL_VERSION);
+  } else {
+    snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR unknown request\n");
+  }
+}
+
+int gs__control_serve(int listen_fd) {
+  int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+  gs__reply *r = calloc(1, sizeof(*r));
+  if (!r) {
+    close(fd);
+    return -ENOMEM;
+  }
+  r->fd = fd;
+  struct ucred cred;
+  socklen_t cl = sizeof(cred);
+  char req[GS_CONTROL_REQ_MAX + 1];
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cred.uid != geteuid()) {
+    snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR permission denied: not the job's user\n");
+  } else if (gs__read_line(fd, req, sizeof(req), GS_CONTROL_READ_MS) != 0) {
+    snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR no request line within %d ms\n",
+             GS_CONTROL_READ_MS);
+  } else {
+    gs__answer(req, r);
+  }
+  gs__reply_async(r);
+  return 1;
+}

@@ -1,0 +1,116 @@
+"""test_torch.py: the timeline under LD_PRELOAD in CPU training with Debian's torch: the report's peak
+equals the stats JSON's, compression shrinks activation bytes at the peak versus GACTSHIM_POLICY=off,
+Perfetto JSON has the counter tracks, %r/%p paths and fork, and attach while it trains."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+SHIM, REPORT = sys.argv[1], sys.argv[2]
+TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_small.py")
+PY = "/usr/bin/python3"
+TMP = tempfile.mkdtemp(prefix="gs-torch-")
+try:
+    import torch  # noqa: F401
+except ImportError:
+    print("SKIP: Debian python3-torch is not installed")
+    sys.exit(77)
+
+
+def env(**kw):
+    e = dict(os.environ, LD_PRELOAD=SHIM, GACTSHIM_QUIET="1", OMP_NUM_THREADS="1", MALLOC_PERTURB_="0")
+    e.update({k: str(v) for k, v in kw.items()})
+    return e
+
+
+def train(steps, extra=(), **kw):
+    p = subprocess.run([PY, TRAIN, str(steps)] + list(extra), env=env(**kw), capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def report(*args):
+    p = subprocess.run([REPORT] + list(args), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (args, p.stderr)
+    return p.stdout
+
+
+def peak_of(text):
+    m = re.search(r"^peak: .* \((\d+) bytes\)", text, re.M)
+    cats = {c: int(b) for c, b in re.findall(r"^  (\w+) .*\((\d+) bytes\)$", text, re.M)}
+    return int(m.group(1)), cats
+
+
+def run(policy):
+    trace, stats = os.path.join(TMP, policy + ".trace"), os.path.join(TMP, policy + ".json")
+    train(6, GACTSHIM_TRACE=trace, GACTSHIM_STATS=stats, GACTSHIM_POLICY=policy)
+    text = report(trace)
+    peak, cats = peak_of(text)
+    want = json.load(open(stats))["live_bytes_peak"]
+    assert peak == want, (policy, peak, want, text)
+    assert "warning" not in text, text
+    return trace, peak, cats
+
+
+def main():
+    trace, peak, cats = run("fixed")
+    _, peak_off, cats_off = run("off")
+    saved, saved_off = cats["activation"] + cats["compressed"], cats_off["activation"] + cats_off["compressed"]
+    assert saved * 3 < saved_off, (cats, cats_off)
+    print("peak %d = stats; saved-tensor bytes at the peak %d with the shim vs %d with POLICY=off"
+          % (peak, saved, saved_off))
+
+    pf = os.path.join(TMP, "t.json")
+    report("--perfetto", pf, trace)
+    ev = json.load(open(pf))["traceEvents"]
+    tracks = {e["name"] for e in ev if e["ph"] == "C"}
+    assert "memory host" in tracks, tracks
+    assert any(e["ph"] == "X" and e["name"] == "compress" for e in ev)
+    print("perfetto: counter tracks %s" % sorted(tracks))
+
+    # Ranks by %r; a forked child with a path lacking %p records nothing into its parent's file.
+    for r in (0, 1):
+        train(3, ["--fork"], RANK=r, GACTSHIM_TRACE=os.path.join(TMP, "rank-%r.trace"))
+    text = report(os.path.join(TMP, "rank-0.trace"), os.path.join(TMP, "rank-1.trace"))
+    assert len([l for l in text.splitlines() if re.match(r"^[01]\s+\d+\s", l)]) == 2, text
+    assert "warning" not in text, text
+    train(2, ["--fork"], GACTSHIM_TRACE=os.path.join(TMP, "pid-%p.trace"))
+    files = [f for f in os.listdir(TMP) if f.startswith("pid-")]
+    assert len(files) == 2, files  # parent and child, each its own
+    print("ranks: one row per rank; fork: %d per-pid files, parent's file intact" % len(files))
+
+    # Attach to a training process (no GACTSHIM_TRACE) and check it keeps training.
+    job = subprocess.Popen([PY, TRAIN, "400", "0.01"], env=env(), stdout=subprocess.PIPE, text=True)
+    assert job.stdout.readline().startswith("step")
+    out = None
+    for _ in range(100):
+        p = subprocess.run([REPORT, "attach", str(job.pid)], capture_output=True, text=True, timeout=30)
+        if p.returncode == 0:
+            out = p.stdout
+            break
+        time.sleep(0.1)
+    assert out and "live snapshot" in out, p.stderr
+    before = int(job.stdout.readline().split()[1])
+    time.sleep(0.5)
+    job.kill()
+    rest = job.communicate()[0].split()
+    assert rest and int(rest[-1]) > before, "training did not go on after attach"
+    print("attach: live report while training; it went on from step %d to %s" % (before, rest[-1]))
+
+
+def no_socket_without_work():
+    # A process under the shim that never allocates through CUDA nor packs a tensor: no socket.
+    job = subprocess.Popen([PY, "-c", "import time; time.sleep(1.5)"], env=env())
+    time.sleep(0.8)
+    p = subprocess.run([REPORT, "attach", str(job.pid)], capture_output=True, text=True, timeout=30)
+    job.wait()
+    assert p.returncode == 1 and "has no gactshim control socket" in p.stderr, p.stderr
+    print("idle process: no control socket")
+
+
+main()
+no_socket_without_work()

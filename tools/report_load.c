@@ -1,0 +1,198 @@
+/* report_load.c: reads a trace (file or live snapshot) into memory, tolerating a cut-off tail. */
+#include "report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Grows *p (elements of size sz) so that index i fits. */
+static int rp_grow(void **p, size_t *cap, size_t i, size_t sz) {
+  if (i < *cap) return 0;
+  size_t c = *cap ? *cap : 256;
+  while (c <= i) c *= 2;
+  void *q = realloc(*p, c * sz);
+  if (!q) return -ENOMEM;
+  memset((char *)q + *cap * sz, 0, (c - *cap) * sz);
+  *p = q;
+  *cap = c;
+  return 0;
+}
+
+typedef struct rp_caps {
+  size_t samples, events, sites, mods;
+} rp_caps;
+
+static int rp_add_site(rp_trace *t, rp_caps *c, const gs_rec *r) {
+  gs_rec_site s;
+  gs__tracefmt_get(r, &s, sizeof(s));
+  if (s.id > (1u << 24)) return 0; /* nonsense id: ignore rather than allocate gigabytes */
+  size_t cap = c->sites;
+  if (rp_grow((void **)&t->site_parent, &cap, s.id, sizeof(uint32_t)) != 0) return -ENOMEM;
+  cap = c->sites;
+  if (rp_grow((void **)&t->site_ip, &cap, s.id, sizeof(uint64_t)) != 0) return -ENOMEM;
+  c->sites = cap;
+  t->site_parent[s.id] = s.parent < s.id ? s.parent : 0; /* parents come first: no cycles */
+  t->site_ip[s.id] = s.ip;
+  if (s.id >= t->nsites) t->nsites = s.id + 1;
+  return 0;
+}
+
+static int rp_add_module(rp_trace *t, rp_caps *c, const gs_rec *r) {
+  if (r->len < sizeof(gs_rec_module) || rp_grow((void **)&t->mods, &c->mods, t->nmods, sizeof(rp_module)) != 0)
+    return r->len < sizeof(gs_rec_module) ? 0 : -ENOMEM;
+  rp_module *m = &t->mods[t->nmods++];
+  memcpy(&m->r, r->payload, sizeof(m->r));
+  m->path = strndup((const char *)r->payload + sizeof(m->r), r->len - sizeof(m->r));
+  return m->path ? 0 : -ENOMEM;
+}
+
+static int rp_add_event(rp_trace *t, rp_caps *c, const gs_rec *r) {
+  size_t cap = c->events;
+  if (rp_grow((void **)&t->events, &cap, t->nevents, sizeof(gs_event)) != 0) return -ENOMEM;
+  cap = c->events;
+  if (rp_grow((void **)&t->kernel_names, &cap, t->nevents, sizeof(char *)) != 0) return -ENOMEM;
+  c->events = cap;
+  gs_event *ev = &t->events[t->nevents];
+  gs__tracefmt_get(r, ev, sizeof(*ev));
+  ev->type = (uint8_t)r->type;
+  if (r->type == GS_REC_KERNEL && r->len > sizeof(*ev))
+    t->kernel_names[t->nevents] = strndup((const char *)r->payload + sizeof(*ev), r->len - sizeof(*ev));
+  t->nevents++;
+  return 0;
+}
+
+static int rp_add(rp_trace *t, rp_caps *c, const gs_rec *r) {
+  switch (r->type) {
+    case GS_REC_MODULE: return rp_add_module(t, c, r);
+    case GS_REC_SITE: return rp_add_site(t, c, r);
+    case GS_REC_SAMPLE:
+      if (rp_grow((void **)&t->samples, &c->samples, t->nsamples, sizeof(gs_rec_sample)) != 0)
+        return -ENOMEM;
+      gs__tracefmt_get(r, &t->samples[t->nsamples++], sizeof(gs_rec_sample));
+      return 0;
+    case GS_REC_DROP: gs__tracefmt_get(r, &t->drop, sizeof(t->drop)); return 0;
+    case GS_REC_END:
+      gs__tracefmt_get(r, &t->end, sizeof(t->end));
+      t->has_end = true;
+      return 0;
+    case GS_REC_ALLOC: case GS_REC_FREE: case GS_REC_RECAT: case GS_REC_SAVED:
+    case GS_REC_ITER: case GS_REC_OOM: case GS_REC_KERNEL:
+      return rp_add_event(t, c, r);
+    default:
+      return 0; /* a record type from a newer minor version: skipped */
+  }
+}
+
+static int rp_cmp_sample(const void *a, const void *b) {
+  const gs_rec_sample *x = a, *y = b;
+  return x->t < y->t ? -1 : x->t > y->t;
+}
+
+typedef struct rp_ord {
+  uint64_t t;
+  size_t i;
+} rp_ord;
+
+static int rp_cmp_ord(const void *a, const void *b) {
+  const rp_ord *x = a, *y = b;
+  if (x->t != y->t) return x->t < y->t ? -1 : 1;
+  return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Sorts events by time, keeping the recorded order of equal times (and the names with them):
+ * CUPTI's kernel records arrive late, and threads interleave. */
+static int rp_sort_events(rp_trace *t) {
+  rp_ord *o = malloc((t->nevents + 1) * sizeof(*o));
+  gs_event *ev = malloc((t->nevents + 1) * sizeof(*ev));
+  char **kn = malloc((t->nevents + 1) * sizeof(*kn));
+  if (!o || !ev || !kn) {
+    free(o), free(ev), free(kn);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < t->nevents; i++) o[i] = (rp_ord){t->events[i].t, i};
+  qsort(o, t->nevents, sizeof(*o), rp_cmp_ord);
+  for (size_t i = 0; i < t->nevents; i++) {
+    ev[i] = t->events[o[i].i];
+    kn[i] = t->kernel_names[o[i].i];
+  }
+  free(o);
+  free(t->events);
+  free(t->kernel_names);
+  t->events = ev;
+  t->kernel_names = kn;
+  return 0;
+}
+
+int rp_load(rp_trace *t, const char *name, const uint8_t *buf, size_t len, char *err, size_t errlen) {
+  memset(t, 0, sizeof(*t));
+  t->name = strdup(name);
+  gs_trace_reader rd;
+  int rc = gs__tracefmt_open(&rd, buf, len);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s: %s", name, rd.err);
+    return rc;
+  }
+  t->hdr = rd.hdr;
+  rp_caps caps = {0};
+  gs_rec r;
+  while ((rc = gs__tracefmt_next(&rd, &r)) == 1)
+    if (rp_add(t, &caps, &r) != 0) {
+      snprintf(err, errlen, "%s: out of memory", name);
+      return -ENOMEM;
+    }
+  if (rc == -EBADMSG && rd.off == rd.hdr.header_bytes) {
+    snprintf(err, errlen, "%s: %s", name, rd.err);
+    return rc;
+  }
+  if (rc < 0) snprintf(t->warning, sizeof(t->warning), "%s", rd.err);
+  else if (!t->has_end) snprintf(t->warning, sizeof(t->warning), "no END record: the process was still running or was killed");
+  if (t->nsamples) qsort(t->samples, t->nsamples, sizeof(gs_rec_sample), rp_cmp_sample);
+  if (rp_sort_events(t) != 0) {
+    snprintf(err, errlen, "%s: out of memory", name);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+int rp_load_file(rp_trace *t, const char *path, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    int e = -errno;
+    snprintf(err, errlen, "%s: %s", path, strerror(-e));
+    if (fd >= 0) close(fd);
+    memset(t, 0, sizeof(*t));
+    return e;
+  }
+  size_t len = (size_t)st.st_size;
+  uint8_t *map = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+  close(fd);
+  if (len && map == MAP_FAILED) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    memset(t, 0, sizeof(*t));
+    return -EIO;
+  }
+  static const uint8_t empty[1];
+  int rc = rp_load(t, path, map ? map : empty, len, err, errlen);
+  if (map) munmap(map, len);
+  return rc;
+}
+
+void rp_free(rp_trace *t) {
+  for (size_t i = 0; i < t->nmods; i++) free(t->mods[i].path);
+  for (size_t i = 0; t->kernel_names && i < t->nevents; i++) free(t->kernel_names[i]);
+  free(t->kernel_names);
+  free(t->mods);
+  free(t->samples);
+  free(t->events);
+  free(t->site_parent);
+  free(t->site_ip);
+  free(t->top);
+  free(t->iters);
+  free(t->name);
+  memset(t, 0, sizeof(*t));
+}

@@ -1,0 +1,119 @@
+/* report_text.c: the terminal summary — peak, breakdown, call sites, compression, iterations. */
+#include "report.h"
+
+#include <string.h>
+
+static const char *rp_dev_name(int dev, char *buf, size_t len) {
+  if (dev == GS_DEVICE_HOST) snprintf(buf, len, "host");
+  else snprintf(buf, len, "cuda:%d", dev);
+  return buf;
+}
+
+static void rp_text_ranks(FILE *out, rp_trace *ts, size_t n) {
+  fprintf(out, "%-6s %-8s %-12s %-10s %-12s %-12s %-12s %-12s %s\n", "rank", "pid", "peak", "at (s)",
+          "activation", "compressed", "parameter", "other", "trace");
+  for (size_t i = 0; i < n; i++) {
+    rp_trace *t = &ts[i];
+    char b[5][32];
+    fprintf(out, "%-6d %-8llu %-12s %-10.3f %-12s %-12s %-12s %-12s %s\n", t->hdr.rank,
+            (unsigned long long)t->hdr.pid, rp_bytes(t->peak.total, b[0], 32), rp_sec(t, t->peak.t),
+            rp_bytes(t->peak.by_cat[GS_CAT_ACTIVATION], b[1], 32),
+            rp_bytes(t->peak.by_cat[GS_CAT_COMPRESSED], b[2], 32),
+            rp_bytes(t->peak.by_cat[GS_CAT_PARAMETER], b[3], 32),
+            rp_bytes(t->peak.by_cat[GS_CAT_OTHER], b[4], 32), t->name);
+  }
+  fputc('\n', out);
+}
+
+static void rp_text_peak(FILE *out, rp_trace *t) {
+  char b[32], d[16];
+  if (t->peak_dev < 0) {
+    fprintf(out, "no memory samples recorded (no tracked allocation)\n");
+    return;
+  }
+  fprintf(out, "peak: %s (%llu bytes) on %s at %.3f s\n", rp_bytes(t->peak.total, b, sizeof(b)),
+          (unsigned long long)t->peak.total, rp_dev_name(t->peak_dev, d, sizeof(d)), rp_sec(t, t->peak.t));
+  if (t->has_end && t->end.registry_peak && t->end.registry_peak != t->peak.total)
+    fprintf(out, "  (the registry counted a peak of %llu bytes over all devices)\n",
+            (unsigned long long)t->end.registry_peak);
+  fprintf(out, "live at the peak by category:\n");
+  for (unsigned c = 0; c < GS_CAT__COUNT; c++) {
+    double pct = t->peak.total ? 100.0 * (double)t->peak.by_cat[c] / (double)t->peak.total : 0;
+    fprintf(out, "  %-12s %12s  %5.1f%%  (%llu bytes)\n", rp_cat_name(c), rp_bytes(t->peak.by_cat[c], b, sizeof(b)),
+            pct, (unsigned long long)t->peak.by_cat[c]);
+  }
+  fprintf(out, "by kind (reserved segments vs saved tensors):\n");
+  for (unsigned k = 0; k < GS_KIND__COUNT; k++)
+    if (t->peak.by_kind[k]) fprintf(out, "  %-12s %12s\n", rp_kind_name(k), rp_bytes(t->peak.by_kind[k], b, sizeof(b)));
+}
+
+static void rp_text_sites(FILE *out, rp_trace *t) {
+  char b[32], where[512];
+  if (!t->ntop) return;
+  fprintf(out, "top call sites live at the peak (%s in recorded allocations):\n",
+          rp_bytes(t->top_bytes, b, sizeof(b)));
+  for (size_t i = 0; i < t->ntop && i < 10; i++) {
+    rp_site_text(t, t->top[i].site, where, sizeof(where));
+    fprintf(out, "  %12s  %6llu allocs  %s\n", rp_bytes(t->top[i].bytes, b, sizeof(b)),
+            (unsigned long long)t->top[i].count, where);
+  }
+}
+
+static void rp_text_comp(FILE *out, rp_trace *t) {
+  static const char *const ops[4] = {"kept", "compressed", "unpacked", "decompressed"};
+  char b1[32], b2[32];
+  if (!t->comp[0].count && !t->comp[1].count) return;
+  fprintf(out, "saved tensors:\n");
+  for (int i = 0; i < 4; i++) {
+    const rp_comp *c = &t->comp[i];
+    if (!c->count) continue;
+    fprintf(out, "  %-13s %8llu  %12s -> %12s", ops[i], (unsigned long long)c->count,
+            rp_bytes(c->before, b1, 32), rp_bytes(c->after, b2, 32));
+    if (c->after && i == GS_SAVED_COMPRESS) fprintf(out, "  ratio %.2fx", (double)c->before / (double)c->after);
+    if (c->dur_ns) fprintf(out, "  %.3f ms", (double)c->dur_ns / 1e6);
+    fputc('\n', out);
+  }
+  uint64_t before = t->comp[0].before + t->comp[1].before, after = t->comp[0].after + t->comp[1].after;
+  if (after) fprintf(out, "  all packed: %s -> %s, ratio %.2fx\n", rp_bytes(before, b1, 32),
+                     rp_bytes(after, b2, 32), (double)before / (double)after);
+}
+
+static void rp_text_iters(FILE *out, rp_trace *t) {
+  char b[32];
+  if (!t->niters) return;
+  size_t step = t->niters > 12 ? t->niters / 12 : 1, hi = 0;
+  for (size_t i = 0; i < t->niters; i++) if (t->iters[i].peak > t->iters[hi].peak) hi = i;
+  fprintf(out, "per-iteration peak (%zu iterations%s):\n", t->niters, step > 1 ? ", sampled" : "");
+  for (size_t i = 0; i < t->niters; i++) {
+    if (i % step && i != hi && i != t->niters - 1) continue;
+    fprintf(out, "  iter %-8llu %8.3f s  %12s%s\n", (unsigned long long)t->iters[i].n,
+            rp_sec(t, t->iters[i].t0), rp_bytes(t->iters[i].peak, b, sizeof(b)), i == hi ? "  <- highest" : "");
+  }
+}
+
+static void rp_text_drops(FILE *out, rp_trace *t) {
+  const gs_rec_drop *d = &t->drop;
+  if (t->warning[0]) fprintf(out, "warning: %s\n", t->warning);
+  if (t->ooms) fprintf(out, "out-of-memory errors: %llu\n", (unsigned long long)t->ooms);
+  if (d->ring_dropped || d->detail_dropped || d->samples_merged || d->sites_dropped)
+    fprintf(out, "bounded recording: %llu events lost to a full queue, %llu detail records dropped "
+            "(detail complete from %.3f s), %llu samples merged, %llu call paths cut\n",
+            (unsigned long long)d->ring_dropped, (unsigned long long)d->detail_dropped,
+            d->detail_from ? rp_sec(t, d->detail_from) : 0.0, (unsigned long long)d->samples_merged,
+            (unsigned long long)d->sites_dropped);
+}
+
+void rp_print_text(FILE *out, rp_trace *ts, size_t n) {
+  if (n > 1) rp_text_ranks(out, ts, n);
+  for (size_t i = 0; i < n; i++) {
+    rp_trace *t = &ts[i];
+    fprintf(out, "== %s (pid %llu, rank %d%s)\n", t->name, (unsigned long long)t->hdr.pid, t->hdr.rank,
+            (t->hdr.flags & GS_TRACE_F_SNAPSHOT) ? ", live snapshot" : "");
+    rp_text_peak(out, t);
+    rp_text_sites(out, t);
+    rp_text_comp(out, t);
+    rp_text_iters(out, t);
+    rp_text_drops(out, t);
+    if (i + 1 < n) fputc('\n', out);
+  }
+}
