@@ -11,4 +11,23 @@ void gs__interpose_init(void);
 /* In the fork child: resets the interposer's locks and once-flags. */
 void gs__interpose_atfork_child(void);
 
+/* The real dlsym, never our hook (resolves it first if the constructor has not run yet). */
+void *gs__real_dlsym(void *handle, const char *name);
+
+/* RTLD_NEXT relative to the object that contains address `caller`: the first definition of name in
+ * an object loaded after that one. NULL (with dlerror set) when there is none. */
+void *gs__dlsym_next(const void *caller, const char *name);
+
+/* Returns the shim's wrapper when p is one of the driver's watched entry points (compared by
+ * address with the driver's exact-named exports), else p. name only decides whether it is worth
+ * building the table now (a "cu" prefix); it never selects a wrapper. */
+void *gs__route(const char *name, void *p);
+
+/* Per-thread recursion guard: while it is held, every wrapper passes straight through, so work the
+ * shim does itself (bookkeeping, the engine's own buffers) is never recorded twice or re-entered.
+ * Thread-local because re-entrancy is a property of one call stack. */
+extern __thread int gs__tl_guard __attribute__((tls_model("initial-exec")));
+static inline void gs__guard_enter(void) { gs__tl_guard++; }
+static inline void gs__guard_leave(void) { gs__tl_guard--; }
+
 #endif

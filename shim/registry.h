@@ -39,12 +39,19 @@ typedef struct gs_alloc_record {
   uint8_t category;   /* gs_category */
 } gs_alloc_record;
 
-/* Records a live allocation at key (a device pointer, or a VMM handle). -EEXIST if key is live
- * (the first record stays), -ENOMEM if the table cannot grow. Counted in allocs/alloc_bytes. */
+/* Records a live allocation at key (a device pointer, or a VMM handle; never 0). -EEXIST if key is
+ * live (the first record stays), -ENOMEM if the table cannot grow, -EINVAL for key 0 or a bad
+ * device, kind or category. Counted in allocs/alloc_bytes. Thread-safe; keys are spread over 64
+ * shards, each a small spinlock and a linear-probing table that doubles when 3/4 full. */
 int gs__registry_insert(uint64_t key, const gs_alloc_record *rec);
 
-/* Forgets key; *out (may be NULL) receives its record. -ENOENT if key is not live. */
+/* Forgets key; *out (may be NULL) receives its record. -ENOENT if key is not live. Counted in
+ * frees. */
 int gs__registry_remove(uint64_t key, gs_alloc_record *out);
+
+/* Puts back a record that gs__registry_remove returned when the free it preceded then failed:
+ * afterwards the table and the counters are as if it had never been removed. */
+void gs__registry_undo_remove(uint64_t key, const gs_alloc_record *rec);
 
 /* Changes the category of a live key (bytes move between the per-category totals). */
 int gs__registry_set_category(uint64_t key, gs_category cat);
@@ -53,10 +60,23 @@ int gs__registry_set_category(uint64_t key, gs_category cat);
 uint64_t gs__registry_live_bytes(int device);
 uint64_t gs__registry_peak_bytes(int device);
 uint64_t gs__registry_live_bytes_cat(int device, gs_category cat);
-/* The largest peak over all devices (the stats JSON's live_bytes_peak). */
+uint64_t gs__registry_peak_bytes_cat(int device, gs_category cat);
+/* The largest peak over all devices and the host (the stats JSON's live_bytes_peak). */
 uint64_t gs__registry_peak_any(void);
+/* Live bytes summed over all devices and the host (the stats JSON's live_bytes). */
+uint64_t gs__registry_live_total(void);
 
-/* Drops every record and zeroes the counters: the fork child, and tests. */
+/* Copies the record of a live key into *out: 0 or -ENOENT. */
+int gs__registry_lookup(uint64_t key, gs_alloc_record *out);
+/* Number of live keys. */
+uint64_t gs__registry_count(void);
+/* Frees of keys the registry never saw (allocated before the shim was active, or by a path it
+ * does not watch), and records it could not keep (duplicate key, no memory): both fail open. */
+uint64_t gs__registry_untracked_frees(void);
+uint64_t gs__registry_failures(void);
+
+/* Drops every record and zeroes the counters: the fork child, and tests. Not safe against
+ * concurrent calls from other threads (in the fork child there are none). */
 void gs__registry_reset(void);
 
 #endif

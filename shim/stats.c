@@ -49,13 +49,17 @@ static int gs__stats_format(char *buf, size_t len) {
   size_t off = 0;
   gs__append(buf, len, &off,
              "{\"version\":1,\"pid\":%ld,\"allocs\":%llu,\"frees\":%llu,\"alloc_bytes\":%llu,"
-             "\"live_bytes_peak\":%llu,\"live_bytes_peak_host\":%llu,\"packed\":%llu,"
+             "\"live_bytes_peak\":%llu,\"live_bytes_peak_host\":%llu,\"live_bytes\":%llu,"
+             "\"untracked_frees\":%llu,\"hook_failures\":%llu,\"packed\":%llu,"
              "\"compressed\":%llu,\"unpacked\":%llu,\"bytes_original\":%llu,"
              "\"bytes_compressed\":%llu,\"skipped\":{",
              (long)getpid(), (unsigned long long)gs__get(&s->allocs),
              (unsigned long long)gs__get(&s->frees), (unsigned long long)gs__get(&s->alloc_bytes),
              (unsigned long long)gs__registry_peak_any(),
              (unsigned long long)gs__registry_peak_bytes(GS_DEVICE_HOST),
+             (unsigned long long)gs__registry_live_total(),
+             (unsigned long long)gs__registry_untracked_frees(),
+             (unsigned long long)gs__registry_failures(),
              (unsigned long long)gs__get(&s->packed), (unsigned long long)gs__get(&s->compressed),
              (unsigned long long)gs__get(&s->unpacked),
              (unsigned long long)gs__get(&s->bytes_original),

@@ -1,0 +1,129 @@
+# gactshim bootstrap: restore the environment, chain to the shadowed sitecustomize, hook torch.
+#
+# libgactshim.so (LD_PRELOAD) put this directory first on PYTHONPATH. This file undoes that, runs
+# the sitecustomize it shadows (Debian ships one), and waits for `import torch` to finish; only
+# then does it load the C module from libgactshim.so itself and install the saved-tensor hooks.
+# A process that never imports torch ends up with the sys.path, PYTHONPATH and sys.modules it
+# would have had without the shim.
+import os
+import sys
+
+
+def _gs_restore_paths(here):
+    sys.path[:] = [p for p in sys.path if not (p and os.path.abspath(p) == here)]
+    pp = os.environ.get("PYTHONPATH")
+    if pp is None:
+        return
+    if pp == here:
+        del os.environ["PYTHONPATH"]
+    elif pp.startswith(here + os.pathsep):
+        os.environ["PYTHONPATH"] = pp[len(here) + 1:]
+
+
+def _gs_chain_sitecustomize():
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        spec = find("sitecustomize", None) if find else None
+        if spec is not None and spec.loader is not None:
+            break
+    else:
+        return
+    module = type(sys)("sitecustomize")
+    module.__spec__ = spec
+    module.__file__ = spec.origin
+    module.__loader__ = spec.loader
+    sys.modules["sitecustomize"] = module  # what `import sitecustomize` would have given
+    spec.loader.exec_module(module)
+
+
+def _gs_warn(what, err):
+    sys.stderr.write("gactshim: %s: %s: %s; training continues without compression\n"
+                     % (what, type(err).__name__, err))
+
+
+def _gs_threads(shim):
+    # Saved-tensor hooks are per thread: every new threading.Thread pushes ours first.
+    import threading
+    inner = getattr(threading.Thread, "_bootstrap_inner", None)
+    if inner is None:
+        return
+
+    def _bootstrap_inner(self):
+        try:
+            shim.ensure_hooks()
+        except Exception as err:  # never break the user's thread
+            _gs_warn("thread hooks", err)
+        return inner(self)
+
+    threading.Thread._bootstrap_inner = _bootstrap_inner
+
+
+def _gs_install(torch, here):
+    import importlib.machinery
+    import importlib.util
+    lib = os.path.join(os.path.dirname(here), "libgactshim.so")
+    loader = importlib.machinery.ExtensionFileLoader("_gactshim", lib)
+    spec = importlib.util.spec_from_file_location("_gactshim", lib, loader=loader)
+    shim = importlib.util.module_from_spec(spec)
+    loader.exec_module(shim)
+    sys.modules["_gactshim"] = shim
+    shim.install(torch)
+    _gs_threads(shim)
+
+
+class _GsTorchFinder:
+    """One-shot meta-path finder: lets the real finders locate torch, then runs after it."""
+
+    def __init__(self, here):
+        self.here = here
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
+        here = self.here
+
+        def exec_then_install(module):
+            exec_module(module)
+            try:
+                del loader.exec_module
+            except AttributeError:
+                pass
+            try:
+                _gs_install(module, here)
+            except Exception as err:
+                _gs_warn("could not install the torch hooks", err)
+
+        loader.exec_module = exec_then_install
+        return spec
+
+
+def _gs_main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    _gs_restore_paths(here)
+    try:
+        _gs_chain_sitecustomize()
+    finally:
+        if "torch" in sys.modules:  # the chained sitecustomize imported it already
+            try:
+                _gs_install(sys.modules["torch"], here)
+            except Exception as err:
+                _gs_warn("could not install the torch hooks", err)
+        else:
+            sys.meta_path.insert(0, _GsTorchFinder(here))
+
+
+_gs_main()
+del _gs_main

@@ -1,0 +1,91 @@
+# gsutil.py: helpers shared by the Python tests (child processes under the shim, stats, gradients).
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77  # meson's "skipped" exit status
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def shim():
+    """The engine's module, loaded by the bootstrap when torch was imported."""
+    import torch  # noqa: F401  (importing torch is what installs the hooks)
+    mod = sys.modules.get("_gactshim")
+    if mod is None:
+        fail("_gactshim is not loaded: is LD_PRELOAD=libgactshim.so set? (%s)"
+             % os.environ.get("LD_PRELOAD"))
+    return mod
+
+
+def fail(msg):
+    print("FAIL:", msg, flush=True)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    print("ok:", msg, flush=True)
+
+
+def device_or_skip(want):
+    import torch
+    if want == "cuda" and not torch.cuda.is_available():
+        print("SKIP: CUDA is not available on this machine (GPU variant)", flush=True)
+        sys.exit(SKIP)
+    return torch.device(want)
+
+
+def run_child(args, env=None, timeout=600):
+    """Runs `python3 args...` under the same LD_PRELOAD with extra env; returns (stdout, stats)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    fd, path = tempfile.mkstemp(prefix="gs-stats-", suffix=".json")
+    os.close(fd)
+    os.unlink(path)
+    e["GACTSHIM_STATS"] = path
+    p = subprocess.run([sys.executable] + list(args), env=e, capture_output=True, text=True,
+                       timeout=timeout)
+    if p.returncode != 0:
+        sys.stdout.write(p.stdout)
+        sys.stderr.write(p.stderr)
+        fail("child %s exited %d" % (args, p.returncode))
+    stats = None
+    if os.path.exists(path):
+        with open(path) as f:
+            stats = json.load(f)
+        os.unlink(path)
+    return p.stdout, stats
+
+
+def last_json(stdout):
+    """The last line of a child's stdout that is a JSON object."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    fail("no JSON result in child output:\n" + stdout)
+
+
+def exact_hooks():
+    """Identity hooks pushed on top of the shim's (innermost wins): exact saved tensors."""
+    import torch
+    return torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
+
+
+def grads(model):
+    return [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
+
+
+def rel_error(got, exact):
+    """Largest per-tensor error relative to a floor: 1 % of the whole gradient's norm (BRIEF §8:
+    some exact gradients are ~0, e.g. a key bias under softmax)."""
+    import torch
+    total = torch.sqrt(sum((e.double() ** 2).sum() for e in exact))
+    worst = 0.0
+    for g, e in zip(got, exact):
+        denom = max(e.double().norm().item(), 0.01 * total.item())
+        worst = max(worst, (g.double() - e.double()).norm().item() / denom)
+    return worst

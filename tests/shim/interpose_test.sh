@@ -1,0 +1,81 @@
+#!/bin/sh
+# interpose_test.sh: integration cases for libgactshim.so under LD_PRELOAD (one case per meson test).
+# Environment from meson: SHIM (the library), STORM (alloc_storm), STANDIN_DIR (libcuda.so.1 and
+# libcudart.so.12), PRELOAD_FIRST (sanitizer runtimes that must precede the shim, or empty).
+set -u
+case_name=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export MALLOC_PERTURB_=0 LD_LIBRARY_PATH="$STANDIN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+unset $(env | sed -n 's/^\(GACTSHIM_[A-Za-z0-9_]*\)=.*/\1/p')
+base_preload=${PRELOAD_FIRST:-}
+shim_preload="${base_preload:+$base_preload }$SHIM"
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+json_get() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
+field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+check_stats() { # $1 program output, $2 stats file
+  [ -f "$2" ] || fail "no stats file"
+  for k in allocs frees alloc_bytes; do
+    want=$(field "$1" "$k"); got=$(json_get "$2" "$k")
+    [ "$want" = "$got" ] || fail "$k: program did $want, stats say $got"
+  done
+  for k in live_bytes hook_failures untracked_frees; do
+    got=$(json_get "$2" "$k"); [ "$got" = 0 ] || fail "$k is $got, want 0"
+  done
+  [ "$(field "$1" outstanding)" = 0 ] || fail "stand-in driver still holds memory"
+  echo "ok: $(cat "$2")"
+}
+
+same_behaviour() { # runs "$@" without and with the shim; stdout, stderr and status must match
+  LD_PRELOAD="$base_preload" "$@" >"$tmp/o1" 2>"$tmp/e1"; r1=$?
+  LD_PRELOAD="$shim_preload" "$@" >"$tmp/o2" 2>"$tmp/e2"; r2=$?
+  [ "$r1" = "$r2" ] || fail "$*: exit $r1 without the shim, $r2 with it"
+  cmp -s "$tmp/o1" "$tmp/o2" || fail "$*: stdout differs"
+  cmp -s "$tmp/e1" "$tmp/e2" || fail "$*: stderr differs: $(cat "$tmp/e2")"
+  echo "ok: $* (exit $r1)"
+}
+
+bad_var() { # $1=NAME=value; the shim must exit 2 with one line naming the variable
+  name=${1%%=*}
+  env "$1" LD_PRELOAD="$shim_preload" /bin/true 2>"$tmp/err"; r=$?
+  [ "$r" = 2 ] || fail "$1: exit $r, want 2"
+  [ "$(wc -l <"$tmp/err")" = 1 ] || fail "$1: stderr is not one line: $(cat "$tmp/err")"
+  grep -q "$name" "$tmp/err" || fail "$1: message does not name $name"
+  echo "ok: $1 -> $(cat "$tmp/err")"
+}
+
+case $case_name in
+  storm)
+    out=$(GACTSHIM_STATS="$tmp/s.json" GACTSHIM_QUIET=1 LD_PRELOAD="$shim_preload" "$STORM") || fail "storm exited $?"
+    echo "$out"
+    check_stats "$out" "$tmp/s.json" ;;
+  fork)
+    out=$(GACTSHIM_STATS="$tmp/s.json" GACTSHIM_QUIET=1 LD_PRELOAD="$shim_preload" "$STORM" --iters 2000 --fork) \
+      || fail "fork run exited $?"
+    echo "$out" | grep -q "fork child ok" || fail "no fork child line"
+    check_stats "$(echo "$out" | head -1)" "$tmp/s.json" ;;
+  disable)
+    LD_PRELOAD="$base_preload" "$STORM" --iters 5000 >"$tmp/o1" || fail "plain run failed"
+    GACTSHIM_DISABLE=1 GACTSHIM_STATS="$tmp/s.json" LD_PRELOAD="$shim_preload" "$STORM" --iters 5000 >"$tmp/o2" 2>"$tmp/e2" \
+      || fail "disabled run failed"
+    cmp -s "$tmp/o1" "$tmp/o2" || fail "output differs when disabled"
+    [ -s "$tmp/e2" ] && fail "stderr when disabled: $(cat "$tmp/e2")"
+    [ -e "$tmp/s.json" ] && fail "a stats file was written while disabled"
+    echo "ok: disabled run identical, no stats file" ;;
+  bad-variable)
+    bad_var GACTSHIM_BITS=3x
+    bad_var GACTSHIM_BITS=99999999999999999999999
+    bad_var GACTSHIM_GROUP=7
+    bad_var GACTSHIM_NOPE=1
+    bad_var GACTSHIM_LOG= ;;
+  passthrough)
+    same_behaviour /bin/true
+    same_behaviour /bin/false
+    same_behaviour /bin/echo hi
+    same_behaviour /bin/sh -c 'echo out; echo err >&2; exit 3' ;;
+  *) fail "unknown case $case_name" ;;
+esac

@@ -1,0 +1,174 @@
+/* cuda_standin.c: a test-only stand-in for the CUDA driver (libcuda.so.1) serving host memory. */
+#include "standin.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API __attribute__((visibility("default")))
+#define NDEV 2
+
+typedef int CUresult;
+typedef unsigned long long CUdeviceptr;
+typedef unsigned long long CUmemHandle;
+typedef void *CUstream;
+
+/* Two devices, one primary context each; a context is the address of its device number. */
+static int g_ctx[NDEV] = {0, 1};
+static __thread int *t_current = &g_ctx[0];
+static int64_t g_outstanding;
+
+static void *take(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (p) __atomic_add_fetch(&g_outstanding, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+static CUresult give(void *p) {
+  if (p == NULL) return 1;
+  free(p);
+  __atomic_sub_fetch(&g_outstanding, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+API int64_t gs_standin_outstanding(void) { return __atomic_load_n(&g_outstanding, __ATOMIC_RELAXED); }
+
+API CUresult cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
+API CUresult cuDriverGetVersion(int *v) { *v = 13000; return 0; }
+API CUresult cuDeviceGetCount(int *n) { *n = NDEV; return 0; }
+API CUresult cuCtxGetCurrent(void **ctx) { *ctx = t_current; return 0; }
+API CUresult cuCtxSetCurrent(void *ctx) { t_current = ctx; return 0; }
+API CUresult cuCtxGetDevice(int *dev) {
+  if (t_current == NULL) return 201;
+  *dev = *t_current;
+  return 0;
+}
+API CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev) {
+  if (dev < 0 || dev >= NDEV) return 101;
+  *ctx = &g_ctx[dev];
+  return 0;
+}
+
+API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n) {
+  void *m = take(n);
+  *p = (uintptr_t)m;
+  return m ? 0 : 2;
+}
+/* The CUDA 3.1 ABI with 32-bit sizes: must never be mistaken for cuMemAlloc_v2. */
+API CUresult cuMemAlloc(unsigned *p, unsigned n) { (void)p; (void)n; return 801; }
+API CUresult cuMemFree_v2(CUdeviceptr p) { return give((void *)(uintptr_t)p); }
+API CUresult cuMemAllocPitch_v2(CUdeviceptr *p, size_t *pitch, size_t w, size_t h, unsigned e) {
+  (void)e;
+  *pitch = (w + 255) & ~(size_t)255;
+  return cuMemAlloc_v2(p, *pitch * h);
+}
+API CUresult cuMemAllocManaged(CUdeviceptr *p, size_t n, unsigned f) { (void)f; return cuMemAlloc_v2(p, n); }
+API CUresult cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream s) { (void)s; return cuMemAlloc_v2(p, n); }
+API CUresult cuMemAllocAsync_ptsz(CUdeviceptr *p, size_t n, CUstream s) { (void)s; return cuMemAlloc_v2(p, n); }
+API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *p, size_t n, void *pool, CUstream s) {
+  (void)pool; (void)s;
+  return cuMemAlloc_v2(p, n);
+}
+API CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *p, size_t n, void *pool, CUstream s) {
+  (void)pool; (void)s;
+  return cuMemAlloc_v2(p, n);
+}
+API CUresult cuMemFreeAsync(CUdeviceptr p, CUstream s) { (void)s; return cuMemFree_v2(p); }
+API CUresult cuMemFreeAsync_ptsz(CUdeviceptr p, CUstream s) { (void)s; return cuMemFree_v2(p); }
+API CUresult cuMemHostAlloc(void **p, size_t n, unsigned f) { (void)f; *p = take(n); return *p ? 0 : 2; }
+API CUresult cuMemAllocHost_v2(void **p, size_t n) { *p = take(n); return *p ? 0 : 2; }
+API CUresult cuMemFreeHost(void *p) { return give(p); }
+
+/* VMM: a physical handle is a heap block; reservations are heap blocks; mapping checks only. */
+API CUresult cuMemCreate(CUmemHandle *h, size_t n, const void *prop, unsigned long long f) {
+  (void)prop; (void)f;
+  void *m = take(n);
+  *h = (uintptr_t)m;
+  return m ? 0 : 2;
+}
+API CUresult cuMemRelease(CUmemHandle h) { return give((void *)(uintptr_t)h); }
+API CUresult cuMemAddressReserve(CUdeviceptr *p, size_t n, size_t al, CUdeviceptr a, unsigned long long f) {
+  (void)al; (void)a; (void)f;
+  return cuMemAlloc_v2(p, n);
+}
+API CUresult cuMemAddressFree(CUdeviceptr p, size_t n) { (void)n; return cuMemFree_v2(p); }
+API CUresult cuMemMap(CUdeviceptr p, size_t n, size_t off, CUmemHandle h, unsigned long long f) {
+  return (p && n && h && !off && !f) ? 0 : 1;
+}
+API CUresult cuMemUnmap(CUdeviceptr p, size_t n) { return (p && n) ? 0 : 1; }
+
+/* A cu-prefixed name that is not a driver function (as cudnn's are): must pass untouched. */
+API int cudnnGetVersion(void) { return 90000; }
+
+API CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, unsigned long long flags);
+API CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, unsigned long long flags, int *status);
+
+/* The driver's lookup table: base name, the CUDA version that introduced the entry, the function,
+ * its per-thread-default-stream variant (if any), and the older ABI served below that version. */
+typedef struct entry {
+  const char *base;
+  int since;
+  void *fn, *ptsz;
+  int old_below;
+  void *old;
+} entry;
+
+#define E(b, v, f) {b, v, (void *)f, NULL, 0, NULL}
+static const entry g_table[] = {
+  E("cuInit", 2000, cuInit), E("cuDriverGetVersion", 2020, cuDriverGetVersion),
+  E("cuCtxGetCurrent", 4000, cuCtxGetCurrent), E("cuCtxSetCurrent", 4000, cuCtxSetCurrent),
+  E("cuCtxGetDevice", 2000, cuCtxGetDevice), E("cuDevicePrimaryCtxRetain", 7000, cuDevicePrimaryCtxRetain),
+  E("cuDeviceGetCount", 2000, cuDeviceGetCount),
+  {"cuMemAlloc", 2000, (void *)cuMemAlloc_v2, NULL, 3020, (void *)cuMemAlloc},
+  E("cuMemFree", 3020, cuMemFree_v2), E("cuMemAllocPitch", 3020, cuMemAllocPitch_v2),
+  E("cuMemAllocManaged", 6000, cuMemAllocManaged),
+  {"cuMemAllocAsync", 11020, (void *)cuMemAllocAsync, (void *)cuMemAllocAsync_ptsz, 0, NULL},
+  {"cuMemAllocFromPoolAsync", 11020, (void *)cuMemAllocFromPoolAsync, (void *)cuMemAllocFromPoolAsync_ptsz, 0, NULL},
+  {"cuMemFreeAsync", 11020, (void *)cuMemFreeAsync, (void *)cuMemFreeAsync_ptsz, 0, NULL},
+  E("cuMemHostAlloc", 2020, cuMemHostAlloc), E("cuMemAllocHost", 3020, cuMemAllocHost_v2),
+  E("cuMemFreeHost", 2000, cuMemFreeHost), E("cuMemCreate", 10020, cuMemCreate),
+  E("cuMemRelease", 10020, cuMemRelease), E("cuMemMap", 10020, cuMemMap), E("cuMemUnmap", 10020, cuMemUnmap),
+  E("cuMemAddressReserve", 10020, cuMemAddressReserve), E("cuMemAddressFree", 10020, cuMemAddressFree),
+  {"cuGetProcAddress", 11030, (void *)cuGetProcAddress_v2, NULL, 12000, (void *)cuGetProcAddress},
+};
+
+API CUresult cuGetProcAddress_v2(const char *sym, void **pfn, int ver, unsigned long long flags, int *status) {
+  int st = 1;
+  CUresult r = 500; /* CUDA_ERROR_NOT_FOUND */
+  *pfn = NULL;
+  for (size_t i = 0; i < sizeof(g_table) / sizeof(g_table[0]); i++) {
+    const entry *e = &g_table[i];
+    if (strcmp(e->base, sym) != 0) continue;
+    if (ver < e->since) {
+      st = 2; /* CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT */
+      break;
+    }
+    *pfn = (e->old && ver < e->old_below) ? e->old : (e->ptsz && (flags & 2)) ? e->ptsz : e->fn;
+    st = 0;
+    r = 0;
+    break;
+  }
+  if (status) *status = st;
+  return r;
+}
+
+API CUresult cuGetProcAddress(const char *sym, void **pfn, int ver, unsigned long long flags) {
+  return cuGetProcAddress_v2(sym, pfn, ver, flags, NULL);
+}
+
+#define A(f) {#f, (void *)f}
+static const struct { const char *name; void *fn; } g_exports[] = {
+  A(cuInit), A(cuCtxGetCurrent), A(cuCtxGetDevice), A(cuMemAlloc_v2), A(cuMemAlloc), A(cuMemFree_v2),
+  A(cuMemAllocPitch_v2), A(cuMemAllocManaged), A(cuMemAllocAsync), A(cuMemAllocAsync_ptsz),
+  A(cuMemAllocFromPoolAsync), A(cuMemAllocFromPoolAsync_ptsz), A(cuMemFreeAsync), A(cuMemFreeAsync_ptsz),
+  A(cuMemHostAlloc), A(cuMemAllocHost_v2), A(cuMemFreeHost), A(cuMemCreate), A(cuMemRelease),
+  A(cuMemAddressReserve), A(cuMemAddressFree), A(cuMemMap), A(cuMemUnmap), A(cudnnGetVersion),
+  A(cuGetProcAddress), A(cuGetProcAddress_v2),
+};
+
+API void *gs_standin_address(const char *name) {
+  for (size_t i = 0; i < sizeof(g_exports) / sizeof(g_exports[0]); i++)
+    if (strcmp(g_exports[i].name, name) == 0) return g_exports[i].fn;
+  return NULL;
+}

@@ -1,0 +1,14 @@
+/* standin.h: test-only helpers exported by the stand-in CUDA driver (libcuda.so.1). */
+#ifndef GS_STANDIN_H
+#define GS_STANDIN_H
+
+#include <stdint.h>
+
+/* The stand-in's own address for an exported driver name, from its internal table (never through
+ * dlsym, which the shim hooks), or NULL. */
+void *gs_standin_address(const char *name);
+
+/* Allocations the stand-in driver currently holds (device, managed, pinned, VMM handles). */
+int64_t gs_standin_outstanding(void);
+
+#endif
