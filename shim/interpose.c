@@ -13,14 +13,14 @@ typedef void *(*gs__dlsym_fn)(void *, const char *);
 
 /* glibc's dlsym. Global because every dlsym in the process now passes through ours and must reach
  * it; resolved once (a benign race: every thread stores the same value). */
-static gs__dlsym_fn gs__dlsym_real;
+gs__dlsym_fn gs__dlsym_real;
 
 /* The routing table is built once the driver is loaded (we never load it). The lock serializes
  * builders; the flag lets lookups skip it afterwards. Both are reset in the fork child. */
 static pthread_mutex_t gs__build_lock = PTHREAD_MUTEX_INITIALIZER;
 static int gs__built;
 
-void gs__interpose_init(void) {
+GS_NO_SANITIZE void gs__interpose_init(void) {
   if (__atomic_load_n(&gs__dlsym_real, __ATOMIC_ACQUIRE)) return;
   /* The versioned lookup names glibc's own dlsym; a plain dlsym here would find ours. */
   void *p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
@@ -33,7 +33,7 @@ void gs__interpose_atfork_child(void) {
   __atomic_store_n(&gs__built, 0, __ATOMIC_RELAXED);
 }
 
-void *gs__real_dlsym(void *handle, const char *name) {
+GS_NO_SANITIZE void *gs__real_dlsym(void *handle, const char *name) {
   gs__dlsym_fn real = __atomic_load_n(&gs__dlsym_real, __ATOMIC_ACQUIRE);
   if (gs__unlikely(real == NULL)) {
     gs__interpose_init(); /* a library constructor that ran before ours */
@@ -43,7 +43,7 @@ void *gs__real_dlsym(void *handle, const char *name) {
   return real(handle, name);
 }
 
-static struct link_map *gs__object_of(const void *addr) {
+GS_NO_SANITIZE static struct link_map *gs__object_of(const void *addr) {
   Dl_info info;
   struct link_map *lm = NULL;
   if (addr == NULL || dladdr1(addr, &info, (void **)&lm, RTLD_DL_LINKMAP) == 0) return NULL;
@@ -53,7 +53,7 @@ static struct link_map *gs__object_of(const void *addr) {
 /* Looks name up in object o alone: a handle from dlopen(RTLD_NOLOAD) searches o and its
  * dependencies, so a hit counts only if it is defined in o itself. (A link map is not a usable
  * handle for an object loaded at startup: its search list is set up only by dlopen.) */
-static void *gs__lookup_in(struct link_map *o, const char *name) {
+GS_NO_SANITIZE static void *gs__lookup_in(struct link_map *o, const char *name) {
   void *h = dlopen(o->l_name[0] ? o->l_name : NULL, RTLD_LAZY | RTLD_NOLOAD);
   if (h == NULL) return NULL; /* the vDSO, or an object being unloaded */
   void *p = gs__real_dlsym(h, name);
@@ -65,7 +65,7 @@ static void *gs__lookup_in(struct link_map *o, const char *name) {
  * here would search after libgactshim instead, so a second interposer asking for its "next" would
  * find itself. We walk the load-order list after the caller's link map. The list is read without
  * the loader lock: it is only appended to, except by dlclose. */
-void *gs__dlsym_next(const void *caller, const char *name) {
+GS_NO_SANITIZE void *gs__dlsym_next(const void *caller, const char *name) {
   struct link_map *lm = gs__object_of(caller);
   if (lm == NULL) return gs__real_dlsym(RTLD_NEXT, name); /* JIT code: relative to us, at best */
   for (struct link_map *o = lm->l_next; o != NULL; o = o->l_next) {
@@ -130,23 +130,15 @@ gs_CUresult gs__w_cuGetProcAddress_v2(const char *symbol, void **pfn, int ver, g
   return r;
 }
 
-/* The hook proper. No CUDA call here: only the loader's own functions. */
-static void *gs__dlsym_hook(void *handle, const char *name, const void *caller) {
+GS_NO_SANITIZE static bool gs__cu_prefix(const char *name) { return name[0] == 'c' && name[1] == 'u'; }
+
+/* The hook proper. No CUDA call here: only the loader's own functions. Until the routing table
+ * exists only "cu" names can need a wrapper, so other lookups return before any instrumented
+ * code (gs__active lives in init.c) can run. */
+GS_NO_SANITIZE void *gs__dlsym_hook(void *handle, const char *name, const void *caller) {
   void *p = handle == RTLD_NEXT ? gs__dlsym_next(caller, name) : gs__real_dlsym(handle, name);
-  if (p == NULL || name == NULL || !gs__active()) return p;
+  if (p == NULL || name == NULL) return p;
+  if (!__atomic_load_n(&gs__built, __ATOMIC_ACQUIRE) && !gs__cu_prefix(name)) return p;
+  if (!gs__active()) return p;
   return gs__route(name, p);
-}
-
-/* Both versions of dlsym glibc defines: binaries built against glibc >= 2.34 bind to the default
- * one, older ones (and libraries built on old distributions, such as cudart) to GLIBC_2.2.5. The
- * version nodes come from gactshim.map. */
-__asm__(".symver gs_dlsym_v34, dlsym@@GLIBC_2.34");
-__asm__(".symver gs_dlsym_v225, dlsym@GLIBC_2.2.5");
-
-GS_API __attribute__((noinline)) void *gs_dlsym_v34(void *handle, const char *name) {
-  return gs__dlsym_hook(handle, name, __builtin_return_address(0));
-}
-
-GS_API __attribute__((noinline)) void *gs_dlsym_v225(void *handle, const char *name) {
-  return gs__dlsym_hook(handle, name, __builtin_return_address(0));
 }

@@ -4,6 +4,14 @@
 
 #include "common.h"
 
+/* Code that can run inside a sanitizer runtime's own start-up (it resolves its interceptors with
+ * dlsym(RTLD_NEXT) before its shadow memory exists, and our dlsym is the one it reaches) must not
+ * be instrumented. Only the dlsym path carries this. */
+#define GS_NO_SANITIZE __attribute__((no_sanitize("address", "undefined", "thread")))
+
+/* glibc's dlsym, once resolved. Global so that dlsym.c's entry stub can jump to it directly. */
+extern void *(*gs__dlsym_real)(void *, const char *);
+
 /* Resolves the real dlsym (dlvsym on RTLD_NEXT); no CUDA call. Called by the constructor even when
  * the shim is disabled, since our exported dlsym must always reach the real one. */
 void gs__interpose_init(void);
@@ -17,6 +25,10 @@ void *gs__real_dlsym(void *handle, const char *name);
 /* RTLD_NEXT relative to the object that contains address `caller`: the first definition of name in
  * an object loaded after that one. NULL (with dlerror set) when there is none. */
 void *gs__dlsym_next(const void *caller, const char *name);
+
+/* What our exported dlsym does (dlsym.c): the real lookup (RTLD_NEXT relative to caller, the
+ * return address of the application's call), then gs__route. */
+void *gs__dlsym_hook(void *handle, const char *name, const void *caller);
 
 /* Returns the shim's wrapper when p is one of the driver's watched entry points (compared by
  * address with the driver's exact-named exports), else p. name only decides whether it is worth

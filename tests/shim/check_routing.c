@@ -13,8 +13,8 @@ typedef int (*alloc_fn)(unsigned long long *, size_t, void *);
 typedef int (*free_fn)(unsigned long long, void *);
 
 int gs_next_probe(void);
-void *gs_next_from_a(void);
-void *gs_next_from_b(void);
+void *gs_next_from_a(const char *name);
+void *gs_next_from_b(const char *name);
 
 static void *drv;
 
@@ -123,18 +123,24 @@ START_TEST(wrappers_call_the_driver) {
 }
 END_TEST
 
-START_TEST(rtld_next_is_relative_to_the_caller) {
-  void *from_main = dlsym(RTLD_NEXT, "gs_next_probe");
+static void check_next(const char *name) {
+  void *from_main = dlsym(RTLD_NEXT, name);
   ck_assert_ptr_nonnull(from_main);
   ck_assert_int_eq(((int (*)(void))from_main)(), 'a');
-  void *from_a = gs_next_from_a();
+  void *from_a = gs_next_from_a(name);
   ck_assert_ptr_nonnull(from_a);
   ck_assert_int_eq(((int (*)(void))from_a)(), 'b'); /* not 'a': that would recurse */
-  ck_assert_ptr_null(gs_next_from_b());
+  ck_assert_ptr_null(gs_next_from_b(name));
   const char *e = dlerror();
   ck_assert_ptr_nonnull(e);
-  ck_assert_ptr_nonnull(strstr(e, "gs_next_probe"));
+  ck_assert_ptr_nonnull(strstr(e, name));
+}
+
+START_TEST(rtld_next_is_relative_to_the_caller) {
+  check_next("gs_next_probe"); /* answered by glibc from the caller's return address */
+  check_next("cuGsNextProbe"); /* answered by the shim's emulation */
   ck_assert_ptr_nonnull(dlsym(RTLD_NEXT, "malloc"));
+  ck_assert_ptr_nonnull(gs_next_from_b("malloc"));
 }
 END_TEST
 

@@ -1,11 +1,14 @@
-/* next_b.c: test object for RTLD_NEXT (loaded last; it has no next gs_next_probe). */
+/* next_b.c: test object for RTLD_NEXT (loaded last; it has no next probes). */
 #include <dlfcn.h>
 
+/* Two probes: a plain name (glibc answers it directly) and a "cu" name (the shim answers it with
+ * its own RTLD_NEXT emulation, since it may have to route the result). */
 __attribute__((visibility("default"))) int gs_next_probe(void) { return 'b'; }
+__attribute__((visibility("default"))) int cuGsNextProbe(void) { return 'b'; }
 
 /* Kept in a volatile so the call is not a tail call: RTLD_NEXT is relative to the return address,
  * which a tail call would move into the caller's object (glibc behaves the same). */
-__attribute__((visibility("default"))) void *gs_next_from_b(void) {
-  void *volatile p = dlsym(RTLD_NEXT, "gs_next_probe");
+__attribute__((visibility("default"))) void *gs_next_from_b(const char *name) {
+  void *volatile p = dlsym(RTLD_NEXT, name);
   return p;
 }
