@@ -29,12 +29,13 @@ class Workload:
     unit: str                      # what one "batch" element is: images, sequences, nodes
 
 
-# Fixed batch (the "same batch" of the memory/throughput targets) and the max-batch search cap.
+# (fixed batch, max-batch cap) per size: the fixed batch is the "same batch" of the memory
+# and throughput targets; the cap bounds the max-batch search.
 SPECS = {
-    "resnet50":     {"full": (256, 8192),   "tiny": (4, 32),   "unit": "images"},
-    "resnet50-amp": {"full": (256, 8192),   "tiny": (4, 32),   "unit": "images"},
-    "gpt2":         {"full": (16, 1024),    "tiny": (2, 16),   "unit": "sequences"},
-    "gcn":          {"full": (262144, 1 << 25), "tiny": (512, 16384), "unit": "nodes"},
+    "resnet50": {"full": (256, 8192), "tiny": (4, 32)},
+    "resnet50-amp": {"full": (256, 8192), "tiny": (4, 32)},
+    "gpt2": {"full": (16, 1024), "tiny": (2, 16)},
+    "gcn": {"full": (262144, 1 << 25), "tiny": (512, 16384)},
 }
 BENCH_MODELS = list(SPECS)
 CONVERGENCE_TASKS = ["digits-cnn", "char-transformer"]

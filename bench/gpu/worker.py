@@ -38,10 +38,9 @@ class HostOOM(Exception):
     """The process went over --mem-limit bytes of resident memory."""
 
 
-def emit(obj, rc=0):
+def emit(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
-    os._exit(rc)  # skip interpreter teardown; the shim still writes its stats at exit
 
 
 def rss_bytes():
@@ -61,6 +60,7 @@ def start_watchdog(limit):
             if rss_bytes() > limit:
                 emit({"ok": False, "oom": True, "host": True,
                       "error": "resident memory over the %d-byte limit" % limit})
+                os._exit(0)  # the main thread is busy in torch; the shim's stats are lost
             time.sleep(0.05)
     threading.Thread(target=watch, daemon=True).start()
 
@@ -237,8 +237,16 @@ def info(args):
         props = torch.cuda.get_device_properties(0)
         out.update(device_name=props.name, device_total=props.total_memory)
     else:
-        out["device_name"] = platform.processor() or platform.machine()
+        out["device_name"] = cpu_model()
     return out
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
 
 
 def main():
@@ -270,7 +278,8 @@ def main():
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         oom = isinstance(e, HostOOM) or any(m in str(e) for m in OOM_MARKERS)
-        emit({"ok": False, "oom": oom, "error": "%s: %s" % (type(e).__name__, msg[:300])}, 0 if oom else 1)
+        emit({"ok": False, "oom": oom, "error": "%s: %s" % (type(e).__name__, msg[:300])})
+        sys.exit(0 if oom else 1)  # a normal exit: the shim writes its stats from a destructor
     res["worker_s"] = time.perf_counter() - t0
     emit(res)
 
