@@ -382,7 +382,7 @@ def main(argv=None):
     p.add_argument("--conv-steps", type=int, help="training steps per convergence run (default per task)")
     p.add_argument("--device-mem-fraction", type=float, default=0.95, help="device memory the search predicts against")
     p.add_argument("--host-mem-fraction", type=float, default=0.6, help="host RSS counted as OOM on cuda")
-    p.add_argument("--cpu-headroom", type=int, default=64 << 20, help="cpu: OOM at baseline RSS + this")
+    p.add_argument("--cpu-headroom", type=int, default=32 << 20, help="cpu: OOM at baseline RSS + this")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     a.steps = a.steps or (3 if a.quick else 20)

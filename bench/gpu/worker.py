@@ -107,7 +107,9 @@ def make_trainer(w, config, device):
         with_checkpoint(w.blocks)
     opt = w.optimizer(w.model.parameters())
     use_scaler = device == "cuda" and w.amp_dtype == torch.float16
-    scaler = torch.cuda.amp.GradScaler() if use_scaler else None
+    scaler = None
+    if use_scaler:  # torch.amp.GradScaler("cuda") since 2.3; torch.cuda.amp's is deprecated there
+        scaler = torch.amp.GradScaler("cuda") if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
     # CPU autocast only knows bf16: an fp16 AMP model runs bf16 autocast there.
     amp_dtype = w.amp_dtype if device == "cuda" or w.amp_dtype is None else torch.bfloat16
 
