@@ -150,6 +150,15 @@ class GPTShaped(nn.Module):
         self.pos = nn.Embedding(seq, d)
         self.blocks = nn.ModuleList(_Block(d, heads, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(d)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m):
+        """GPT-2's initialisation: N(0, 0.02) weights, zero biases."""
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
 
     def forward(self, idx):
         x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
