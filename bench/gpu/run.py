@@ -214,23 +214,27 @@ class Bench:
                 r = self.run.worker(c, a.measure_timeout, model=m, batch=fixed, measure=measure,
                                     steps=a.steps, warmup=a.warmup, mem_limit=self.mem_limit(m))
                 runs[c]["fixed"] = r
-                entry["impl"] = r.get("impl", entry.get("impl"))
-                entry["unit"] = r.get("unit", entry.get("unit"))
+                self.note(entry, r)
                 self.save()
-        if "maxbatch" in a.figures:
-            for c in configs:
+        for c in configs:  # per config, in --configs order: a time budget cuts the last ones
+            if "maxbatch" in a.figures:
                 print("[%s] %s: max batch search (cap %d)" % (m, c, cap), flush=True)
-                runs[c]["max_batch"] = self.search(m, c, runs[c].get("fixed"), fixed, cap)
+                runs[c]["max_batch"] = self.search(m, c, runs[c].get("fixed"), fixed, cap, entry)
                 self.save()
-            if "throughput" in a.figures:
-                for c in configs:
-                    mb = runs[c]["max_batch"].get("value")
-                    if mb:
-                        print("[%s] %s: throughput at max batch %d" % (m, c, mb), flush=True)
-                        runs[c]["at_max"] = self.at_max(m, c, mb)
-                        self.save()
+            mb = (runs[c].get("max_batch") or {}).get("value")
+            if "atmax" in a.figures and mb:
+                print("[%s] %s: throughput at max batch %d" % (m, c, mb), flush=True)
+                runs[c]["at_max"] = self.at_max(m, c, mb)
+                self.save()
 
-    def search(self, m, c, fixed_res, fixed, cap):
+    @staticmethod
+    def note(entry, r):
+        """Record which implementation ran (whichever run reports it first)."""
+        for k in ("impl", "unit"):
+            if r.get(k):
+                entry[k] = r[k]
+
+    def search(self, m, c, fixed_res, fixed, cap, entry):
         """Largest batch that trains --probe-steps steps, each probe a fresh process.
         Coarse: predict the limit from the memory a run used (peak reserved vs device
         memory; peak RSS vs the host limit), linear in batch; fine: bisect the bracket
@@ -270,6 +274,7 @@ class Bench:
                 limit = "time budget"
                 break
             if r.get("ok"):
+                self.note(entry, r)
                 lo = guess
                 oks.append((guess, r))
             else:
@@ -363,7 +368,10 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny shapes, small caps, few steps (dry run)")
     p.add_argument("--models", type=csv(PARTS), default=PARTS, help="parts to run, comma-separated: " + ",".join(PARTS))
     p.add_argument("--configs", type=csv(CONFIGS), default=CONFIGS, help=",".join(CONFIGS))
-    p.add_argument("--figures", type=csv(["peak", "throughput", "maxbatch"]), default=["peak", "throughput", "maxbatch"])
+    figures = ["peak", "throughput", "maxbatch", "atmax"]
+    p.add_argument("--figures", type=csv(figures), default=figures,
+                   help="peak/throughput: at the fixed batch (one process: throughput also gives peak); "
+                        "maxbatch: the search (reuses earlier results' fixed-batch run); atmax: throughput at the max batch")
     p.add_argument("--time-budget", type=float, default=0, help="seconds for the whole invocation (0: none)")
     p.add_argument("--lib", default=os.path.join(ROOT, "build/shim/libgactshim.so"))
     p.add_argument("--codec-bench", default=os.path.join(ROOT, "build/bench/kernels/codec-bench"))
