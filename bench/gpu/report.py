@@ -230,6 +230,6 @@ def render(res):
         if k.get("missing"):
             out.append(k["missing"])
         for run in k.get("runs", []):
-            out += ["`codec-bench %s` (exit %s, %.1f s):" % (" ".join(run["argv"]), run["rc"], run["wall_s"]), "",
+            out += ["`%s` (exit %s, %.1f s):" % (" ".join(["codec-bench"] + run["argv"]), run["rc"], run["wall_s"]), "",
                     "```", run["output"].rstrip(), "```", ""]
     return "\n".join(out) + "\n"

@@ -17,6 +17,7 @@ budget() {
   esac
 }
 [ $# -gt 0 ] || set -- kernels resnet50 resnet50-amp gpt2 gcn digits-cnn char-transformer
+for part in "$@"; do budget "$part" >/dev/null || exit 2; done
 for part in "$@"; do
   "${PYTHON:-python3}" bench/gpu/run.py --device cuda --models "$part" --time-budget "$(budget "$part")" ${BENCH_ARGS:-}
 done

@@ -175,7 +175,7 @@ class Bench:
         self.results = old or {"models": {}, "convergence": {}, "kernels": None, "configs": {}}
         self.results["meta"] = {
             "device": a.device, "device_name": info["device_name"], "quick": a.quick, "size": self.run.size,
-            "info": info, "lib": a.lib, "budget": a.budget, "git": git_describe(),
+            "info": info, "lib": rel(a.lib), "budget": a.budget, "git": git_describe(),
             "started": self.results.get("meta", {}).get("started") or datetime.datetime.now().isoformat(timespec="seconds"),
             "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         }
@@ -331,9 +331,9 @@ class Bench:
 
     def kernels(self):
         exe = self.args.codec_bench
-        res = {"cmd": exe, "runs": []}
+        res = {"cmd": rel(exe), "runs": []}
         if not os.path.exists(exe):
-            res["missing"] = "%s not built (meson setup build && ninja -C build)" % exe
+            res["missing"] = "%s not built (meson setup build && ninja -C build)" % rel(exe)
         else:
             argv = [[exe]] + ([[exe, "cpu", "8"]] if self.args.device == "cpu" else [])
             for cmd in argv:
@@ -342,6 +342,12 @@ class Bench:
                 res["runs"].append({"argv": cmd[1:], "rc": rc, "output": out + err, "wall_s": round(wall, 1)})
         self.results["kernels"] = res
         self.save()
+
+
+def rel(path):
+    """`path` relative to the repository root when it lies inside it (for the report)."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
 
 
 def git_describe():
