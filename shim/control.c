@@ -28,20 +28,29 @@
 /* The pid whose socket file we created, so that a forked child never unlinks its parent's. */
 static pid_t gs__owner;
 
+/* Binds and listens under a temporary name, then renames it into place: a client that sees
+ * <pid>.sock can connect at once. No umask change (umask is process-wide and would race with the
+ * job's own file creation); the directory is 0700, so the socket is private before its chmod. */
 int gs__control_listen(void) {
-  struct sockaddr_un sa;
+  struct sockaddr_un sa, tmp;
   int rc = gs__control_sock_path((long)getpid(), &sa, true);
   if (rc != 0) return rc;
+  tmp = sa;
+  char *slash = strrchr(tmp.sun_path, '/');
+  if (slash == NULL ||
+      snprintf(slash + 1, sizeof(tmp.sun_path) - (size_t)(slash + 1 - tmp.sun_path), ".%ld.new",
+               (long)getpid()) >= (int)(sizeof(tmp.sun_path) - (size_t)(slash + 1 - tmp.sun_path)))
+    return -ENAMETOOLONG;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
-  unlink(sa.sun_path); /* a stale socket of an earlier process with our pid */
-  mode_t old = umask(0177);
-  rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-  umask(old);
-  if (rc == 0) rc = chmod(sa.sun_path, 0600);
+  unlink(tmp.sun_path); /* left by an earlier process with our pid */
+  rc = bind(fd, (struct sockaddr *)&tmp, sizeof(tmp));
+  if (rc == 0) rc = chmod(tmp.sun_path, 0600);
   if (rc == 0) rc = listen(fd, 4);
+  if (rc == 0) rc = rename(tmp.sun_path, sa.sun_path); /* replaces a stale socket atomically */
   if (rc != 0) {
     rc = -errno;
+    unlink(tmp.sun_path);
     close(fd);
     return rc;
   }
