@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 CHILD = r"""
-import json, sys, time
+import json, statistics, sys, time
 sys.path.insert(0, %r)
 import torch, models
 torch.set_num_threads(2)
@@ -83,7 +83,7 @@ def main():
     with open(base + ".json", "w") as f:
         json.dump({"meta": meta, "summary": summary, "runs": results}, f, indent=1)
     lines = ["# GACTSHIM_SELECT lifetime vs all — cpu, %s (%s, %d cores)" % (day, machine(), os.cpu_count()), "",
-             "4-layer char transformer, batch 16 x 64 tokens, fixed 4 bits, %d steps, median of %d runs "
+             "8-block char transformer, batch 16 x 64 tokens, fixed 4 bits, %d steps, median of %d runs "
              "(step time: median over steps 3..%d)." % (steps, repeat, steps), "",
              "| model | select | step ms | peak tracked B | tensors compressed | codec ms |", "|---|---|---|---|---|---|"]
     for m, by in summary.items():
