@@ -20,8 +20,10 @@ typedef struct gs__var {
 
 void gs__config_defaults(gs_config *out) {
   memset(out, 0, sizeof(*out));
-  out->bits = 4;
+  out->bits = GS_CONFIG_BITS_DEFAULT;
   out->policy = GS_POLICY_FIXED;
+  out->adapt_every = 50;
+  out->select = GS_SELECT_LIFETIME; /* README: same peak, less codec work (tests/python/test_lifetime.py) */
   out->min_bytes = 64 * 1024;
   out->group = 256;
   out->seed = 0x9e3779b97f4a7c15ull;
@@ -93,12 +95,38 @@ static int gs__set_bits(gs_config *c, const char *v) {
   if (gs__parse_u64(v, &b) != 0) return -EINVAL;
   if (!((b >= 1 && b <= 8) || b == 16 || b == 32)) return -EINVAL;
   c->bits = (unsigned)b;
+  c->bits_given = true;
   return 0;
 }
 
 static int gs__set_policy(gs_config *c, const char *v) {
   if (strcmp(v, "fixed") == 0) c->policy = GS_POLICY_FIXED;
   else if (strcmp(v, "off") == 0) c->policy = GS_POLICY_OFF;
+  else if (strcmp(v, "adaptive") == 0) c->policy = GS_POLICY_ADAPTIVE;
+  else if (strcmp(v, "budget") == 0) c->policy = GS_POLICY_BUDGET;
+  else return -EINVAL;
+  return 0;
+}
+
+/* A budget under 1 MiB is surely a unit mistake ("12G" typed as "12"). */
+static int gs__set_budget(gs_config *c, const char *v) {
+  uint64_t b;
+  if (gs__parse_bytes(v, &b) != 0 || b < (1ull << 20)) return -EINVAL;
+  c->budget = b;
+  snprintf(c->budget_text, sizeof(c->budget_text), "%s", v);
+  return 0;
+}
+
+static int gs__set_adapt_every(gs_config *c, const char *v) {
+  uint64_t n;
+  if (gs__parse_u64(v, &n) != 0 || n < 1 || n > 1000000) return -EINVAL;
+  c->adapt_every = (uint32_t)n;
+  return 0;
+}
+
+static int gs__set_select(gs_config *c, const char *v) {
+  if (strcmp(v, "all") == 0) c->select = GS_SELECT_ALL;
+  else if (strcmp(v, "lifetime") == 0) c->select = GS_SELECT_LIFETIME;
   else return -EINVAL;
   return 0;
 }
@@ -148,7 +176,10 @@ static int gs__set_log(gs_config *c, const char *v) {
 static const gs__var gs__vars[] = {
   {"DISABLE", gs__set_disable, "1/0 (true/false, yes/no, on/off)"},
   {"BITS", gs__set_bits, "1, 2, 3, 4, 5, 6, 7, 8, or 16/32 to keep tensors uncompressed"},
-  {"POLICY", gs__set_policy, "fixed or off"},
+  {"POLICY", gs__set_policy, "fixed, adaptive, budget (needs GACTSHIM_BUDGET) or off"},
+  {"BUDGET", gs__set_budget, "a byte count of at least 1MiB such as 12GiB or 512MB (with GACTSHIM_POLICY=budget)"},
+  {"ADAPT_EVERY", gs__set_adapt_every, "an integer from 1 to 1000000 (iterations between sensitivity probes; default 50)"},
+  {"SELECT", gs__set_select, "lifetime (only tensors alive at the memory peak) or all"},
   {"MIN_BYTES", gs__set_min_bytes, "a byte count such as 65536, 64KiB or 1MB"},
   {"GROUP", gs__set_group, "a multiple of 32 from 32 to 65536"},
   {"SEED", gs__set_seed, "a decimal integer from 0 to 18446744073709551615"},
@@ -189,6 +220,22 @@ static int gs__config_apply(gs_config *c, const char *entry, char *err, size_t e
   return -EINVAL;
 }
 
+/* Rules between variables, checked once all are read so that their order does not matter. */
+static int gs__config_finish(gs_config *c, char *err, size_t errlen) {
+  if (c->policy == GS_POLICY_BUDGET && c->budget == 0) {
+    snprintf(err, errlen, "gactshim: GACTSHIM_POLICY='budget' needs GACTSHIM_BUDGET; accepted: a "
+             "byte count of at least 1MiB such as 12GiB");
+    return -EINVAL;
+  }
+  if (c->policy != GS_POLICY_BUDGET && c->budget != 0) {
+    snprintf(err, errlen, "gactshim: GACTSHIM_BUDGET='%s' is used only by the budget policy; "
+             "accepted: set GACTSHIM_POLICY=budget too, or unset GACTSHIM_BUDGET", c->budget_text);
+    return -EINVAL;
+  }
+  if (c->policy == GS_POLICY_ADAPTIVE && !c->bits_given) c->bits = GS_CONFIG_ADAPTIVE_BITS_DEFAULT;
+  return 0;
+}
+
 int gs__config_parse(char *const *envp, gs_config *out, char *err, size_t errlen) {
   gs__config_defaults(out);
   if (errlen) err[0] = '\0';
@@ -197,5 +244,5 @@ int gs__config_parse(char *const *envp, gs_config *out, char *err, size_t errlen
     int rc = gs__config_apply(out, *envp, err, errlen);
     if (rc != 0) return rc;
   }
-  return 0;
+  return gs__config_finish(out, err, errlen);
 }

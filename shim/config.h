@@ -7,7 +7,19 @@
 typedef enum gs_policy_kind {
   GS_POLICY_FIXED = 0,
   GS_POLICY_OFF,
+  GS_POLICY_ADAPTIVE,      /* average GACTSHIM_BITS, redistributed by measured sensitivity */
+  GS_POLICY_BUDGET,        /* keep tracked live memory under GACTSHIM_BUDGET */
 } gs_policy_kind;
+
+/* Which saved tensors the policy may compress (GACTSHIM_SELECT). */
+typedef enum gs_select_kind {
+  GS_SELECT_ALL = 0,       /* every eligible saved tensor */
+  GS_SELECT_LIFETIME,      /* only those alive at the iteration's memory peak (policy/lifetime.c) */
+} gs_select_kind;
+
+/* GACTSHIM_BITS when it is not set: the adaptive policy's average, the others' width. */
+#define GS_CONFIG_BITS_DEFAULT 4u
+#define GS_CONFIG_ADAPTIVE_BITS_DEFAULT 2u
 
 typedef enum gs_log_level {
   GS_LOG_ERROR = 0,
@@ -21,7 +33,12 @@ typedef enum gs_log_level {
 typedef struct gs_config {
   bool disable;            /* GACTSHIM_DISABLE=1: pure pass-through */
   unsigned bits;           /* GACTSHIM_BITS: 1..8 compress; 16 or 32 keep */
+  bool bits_given;         /* GACTSHIM_BITS was set (else bits is the policy's default) */
   gs_policy_kind policy;   /* GACTSHIM_POLICY */
+  uint64_t budget;         /* GACTSHIM_BUDGET: bytes (budget policy; 0 = unset) */
+  char budget_text[32];    /* GACTSHIM_BUDGET as given, for messages */
+  uint32_t adapt_every;    /* GACTSHIM_ADAPT_EVERY: iterations between sensitivity probes */
+  gs_select_kind select;   /* GACTSHIM_SELECT */
   uint64_t min_bytes;      /* GACTSHIM_MIN_BYTES: smaller saved tensors are kept */
   uint32_t group;          /* GACTSHIM_GROUP: elements per quantization group */
   uint64_t seed;           /* GACTSHIM_SEED: stochastic-rounding seed */

@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "planwire.h"
 #include "policy.h"
 #include "stats.h"
 #include "torchapi.h"
@@ -33,7 +34,8 @@ typedef struct gs__tinfo {
 
 /* Iteration tracking. Globals because an iteration is a process-wide notion PyTorch does not
  * tell us about; only touched under the GIL (pack, unpack). An iteration ends when backward has
- * unpacked something: the next pack starts the next iteration, at index 0. */
+ * unpacked something and the iteration's graph is consumed: the next pack starts the next
+ * iteration, at index 0. */
 static uint64_t gs__iter;
 static uint32_t gs__index;
 static bool gs__unpacked_since_pack;
@@ -53,10 +55,17 @@ void gs__engine_set_seed(uint64_t seed) {
 static uint32_t gs__next_index(void) {
   if (gs__unpacked_since_pack) {
     gs__unpacked_since_pack = false;
-    gs__iter++;
-    gs__index = 0;
+    /* A backward inside forward (a chunked loss, autograd.grad) unpacks too: the iteration goes
+     * on while tensors it saved earlier still wait for their backward (planwire.c). */
+    if (gs__planwire_iteration_done()) {
+      gs__iter++;
+      gs__index = 0;
+    }
   }
-  if (gs__index == 0) gs__trace_iteration(gs__iter); /* the timeline's iteration bands */
+  if (gs__index == 0) {
+    gs__trace_iteration(gs__iter); /* the timeline's iteration bands */
+    gs__planwire_iteration(gs__iter); /* the completed iteration becomes a plan */
+  }
   return gs__index++;
 }
 
@@ -397,25 +406,39 @@ static PyObject *gs__compress(PyObject *t, const gs__tinfo *ti, unsigned bits, i
   uint64_t t0 = gs__now_ns();
   PyObject *cap = gs__compress_src(t, src, ti, bits, version, why);
   gs_handle *h = cap ? gs__handle_of(cap) : NULL;
-  if (h) gs__trace_saved(GS_SAVED_COMPRESS, ti->bytes, h->held_bytes, bits, gs__now_ns() - t0, ti->device);
+  uint64_t dur = gs__now_ns() - t0;
+  gs__stat_add(codec_ns, dur);
+  if (h) gs__trace_saved(GS_SAVED_COMPRESS, ti->bytes, h->held_bytes, bits, dur, ti->device);
   gs__py.Py_DecRef(src);
   return cap;
 }
 
 /* --- the hook ------------------------------------------------------------------------------ */
 
+static gs_policy_desc gs__desc(const gs__tinfo *ti, uint32_t index) {
+  gs_policy_desc d = {.iteration = gs__iter, .index = index, .ndim = ti->ndim, .shape = ti->shape,
+                      .dtype = ti->dtype, .bytes = ti->bytes, .device = ti->device,
+                      .sensitive = (ti->flags & GS_PRODUCER_SENSITIVE) != 0};
+  return d;
+}
+
 static PyObject *gs__pack_classified(PyObject *t, gs__tinfo *ti, uint32_t index, int64_t version) {
   gs_skip_reason why = GS_SKIP_ERROR;
   int rc = gs__classify(t, ti, &why);
   if (rc < 0) gs__note_error(&why);
-  if (rc != 0) return gs__keep(t, ti, version, why);
-  gs_policy_desc d = {.iteration = gs__iter, .index = index, .ndim = ti->ndim, .shape = ti->shape,
-                      .dtype = ti->dtype, .bytes = ti->bytes, .device = ti->device,
-                      .sensitive = (ti->flags & GS_PRODUCER_SENSITIVE) != 0};
-  gs_policy_decision dec = gs_policy_decide(&d);
-  if (dec.bits == 0) return gs__keep(t, ti, version, dec.reason);
-  PyObject *h = gs__compress(t, ti, dec.bits, version, &why);
-  return h ? h : gs__keep(t, ti, version, why);
+  gs_policy_desc d = gs__desc(ti, index);
+  gs_plan_reason reason = GS_REASON_SKIPPED;
+  PyObject *h = NULL;
+  if (rc == 0) {
+    gs_policy_decision dec = gs__planwire_decide(t, &d, &reason);
+    why = dec.reason;
+    if (dec.bits) h = gs__compress(t, ti, dec.bits, version, &why);
+  }
+  if (h == NULL) h = gs__keep(t, ti, version, why);
+  /* The plans see every pack, kept or not, so that identities stay positional. */
+  gs__planwire_pack(h, gs__iter, &d, reason, why, reason != GS_REASON_SKIPPED,
+                    (ti->flags & GS_PRODUCER_RELU) != 0);
+  return h;
 }
 
 PyObject *gs__pack(PyObject *self, PyObject *t) {
@@ -423,14 +446,18 @@ PyObject *gs__pack(PyObject *self, PyObject *t) {
   uint32_t index = gs__next_index();
   gs__tinfo ti = {.dtype = GS_POLICY_DTYPE_OTHER, .device = -1};
   int64_t version = 0;
+  gs_policy_desc d = gs__desc(&ti, index);
   if (gs__get_i64(t, gs__torch.s__version, false, &version) != 0) {
     gs_skip_reason why;
     gs__note_error(&why);
-    return gs__keep(t, &ti, version, why);
+    PyObject *h = gs__keep(t, &ti, version, why);
+    gs__planwire_pack(h, gs__iter, &d, GS_REASON_SKIPPED, why, false, false);
+    return h;
   }
   PyObject *dup = gs__handle_find(t, version);
   if (dup) {
     gs__stat_skip(GS_SKIP_DUPLICATE);
+    gs__planwire_pack(dup, gs__iter, &d, GS_REASON_SKIPPED, GS_SKIP_DUPLICATE, false, false);
     return dup;
   }
   PyObject *h = gs__pack_classified(t, &ti, index, version);

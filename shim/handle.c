@@ -1,6 +1,7 @@
 /* handle.c: saved-tensor handles (capsules), the dedup table and their memory bookkeeping. */
 #include "handle.h"
 
+#include "planwire.h"
 #include "trace.h"
 
 #include <stdlib.h>
@@ -68,6 +69,7 @@ static void gs__capsule_destroy(PyObject *cap) {
   }
   gs__dedup_remove(h);
   gs__account(h, false);
+  gs__planwire_death(h);
   gs__handle_free(h);
 }
 

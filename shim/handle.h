@@ -32,6 +32,10 @@ typedef struct gs_handle {
   PyObject *capsule;   /* borrowed: the capsule that owns this handle */
   uintptr_t key;       /* dedup key: address of the source tensor object */
   struct gs_handle *next; /* dedup chain */
+  bool planned;        /* known to the plans (planwire.c): its death is reported */
+  uint32_t plan_index; /* k: its pack's position in iteration plan_iter */
+  uint64_t plan_iter;
+  uint64_t full_bytes; /* the source's bytes at full precision */
 } gs_handle;
 
 /* A new capsule owning h (which must be calloc'ed; the capsule frees it). NULL on failure, with

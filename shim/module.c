@@ -4,11 +4,13 @@
 #include "config.h"
 #include "init.h"
 #include "log.h"
+#include "planwire.h"
 #include "registry.h"
 #include "stats.h"
 #include "torchapi.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 /* PyTorch's saved-tensor hooks are thread-local: each thread pushes ours once (ensure_hooks). */
 static __thread bool gs__thread_has_hooks;
@@ -59,6 +61,35 @@ static PyObject *gs__m_set_seed(PyObject *self, PyObject *arg) {
   return gs__py_none();
 }
 
+/* set_probe((probe, collect)): the bootstrap's sensitivity probes (gactshim_probe.py). */
+static PyObject *gs__m_set_probe(PyObject *self, PyObject *pair) {
+  if (gs__py.PyTuple_Size(pair) != 2) {
+    gs__py.PyErr_SetString(gs__py.exc_type, "set_probe expects a (probe, collect) tuple");
+    return NULL;
+  }
+  gs__probe_set(gs__py.PyTuple_GetItem(pair, 0), gs__py.PyTuple_GetItem(pair, 1));
+  return gs__py_none();
+}
+
+/* plan_json() -> str: the last completed iteration's per-tensor decisions, as in the stats JSON. */
+static PyObject *gs__m_plan_json(PyObject *self, PyObject *unused) {
+  size_t len = 1u << 20, off = 1;
+  char *buf = malloc(len);
+  if (buf == NULL) return NULL;
+  buf[0] = '{';
+  bool ok = gs__plan_json(buf, len - 1, &off, 4096);
+  PyObject *s = NULL;
+  if (ok) {
+    buf[off++] = '}';
+    buf[off] = '\0';
+    s = gs__py.PyUnicode_FromString(buf);
+  } else {
+    gs__py.PyErr_SetString(gs__py.exc_runtime, "gactshim: plan too large for plan_json()");
+  }
+  free(buf);
+  return s;
+}
+
 static int gs__dict_u64(PyObject *d, const char *key, uint64_t v) {
   PyObject *o = gs__py.PyLong_FromUnsignedLongLong(v);
   if (o == NULL) return -1;
@@ -76,6 +107,7 @@ static int gs__fill_stats(PyObject *d, PyObject *skipped) {
   rc |= gs__dict_u64(d, "unpacked", GS__LOAD(unpacked));
   rc |= gs__dict_u64(d, "bytes_original", GS__LOAD(bytes_original));
   rc |= gs__dict_u64(d, "bytes_compressed", GS__LOAD(bytes_compressed));
+  rc |= gs__dict_u64(d, "codec_ns", GS__LOAD(codec_ns));
   rc |= gs__dict_u64(d, "iteration", gs__engine_iteration());
   rc |= gs__dict_u64(d, "host_saved_bytes", gs__registry_live_bytes(GS_DEVICE_HOST));
   rc |= gs__dict_u64(d, "host_saved_bytes_peak", gs__registry_peak_bytes(GS_DEVICE_HOST));
@@ -104,6 +136,8 @@ static PyMethodDef gs__methods[] = {
   {"unpack", gs__unpack, GS_METH_O, "unpack hook: handle -> tensor"},
   {"set_seed", gs__m_set_seed, GS_METH_O, "set the stochastic-rounding seed of later packs"},
   {"stats", gs__m_stats, GS_METH_NOARGS, "current counters as a dict"},
+  {"set_probe", gs__m_set_probe, GS_METH_O, "set_probe((probe, collect)): sensitivity probes"},
+  {"plan_json", gs__m_plan_json, GS_METH_NOARGS, "the last iteration's per-tensor decisions (JSON)"},
   {NULL, NULL, 0, NULL},
 };
 

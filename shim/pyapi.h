@@ -63,6 +63,7 @@ typedef struct PyModuleDef {
   X(PyObject *, PyUnicode_FromString, (const char *))                                       \
   X(const char *, PyUnicode_AsUTF8AndSize, (PyObject *, Py_ssize_t *))                      \
   X(PyObject *, PyFloat_FromDouble, (double))                                               \
+  X(double, PyFloat_AsDouble, (PyObject *))                                                 \
   X(PyObject *, PyLong_FromLongLong, (long long))                                           \
   X(PyObject *, PyLong_FromUnsignedLongLong, (unsigned long long))                          \
   X(long long, PyLong_AsLongLong, (PyObject *))                                             \

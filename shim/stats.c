@@ -2,14 +2,21 @@
 #include "stats.h"
 
 #include "config.h"
+#include "plan.h"
 #include "registry.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+/* per_tensor entries in the JSON: the last iteration's first ones (bounded size). */
+#define GS__PER_TENSOR_MAX 512
+
+static int gs__stats_write_file(const char *path, const char *json, size_t n);
 
 /* Global because every hook in every thread adds to it; relaxed atomics only. */
 gs_stats gs__stats;
@@ -26,11 +33,7 @@ const char *gs__skip_name(gs_skip_reason r) {
 
 static uint64_t gs__get(const uint64_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
 
-/* Appends to buf at *off, never past len; returns false once the buffer is full. */
-static bool gs__append(char *buf, size_t len, size_t *off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static bool gs__append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
+bool gs__json_append(char *buf, size_t len, size_t *off, const char *fmt, ...) {
   if (*off >= len) return false;
   va_list ap;
   va_start(ap, fmt);
@@ -53,7 +56,7 @@ static void gs__append_devices(char *buf, size_t len, size_t *off) {
     char name[16];
     if (d == GS_DEVICE_HOST) snprintf(name, sizeof(name), "host");
     else snprintf(name, sizeof(name), "%d", d);
-    gs__append(buf, len, off, "%s\"%s\":{\"live\":%llu,\"peak\":%llu}", first ? "" : ",", name,
+    gs__json_append(buf, len, off, "%s\"%s\":{\"live\":%llu,\"peak\":%llu}", first ? "" : ",", name,
                (unsigned long long)gs__registry_live_bytes(d), (unsigned long long)peak);
     first = false;
   }
@@ -62,12 +65,12 @@ static void gs__append_devices(char *buf, size_t len, size_t *off) {
 static int gs__stats_format(char *buf, size_t len) {
   const gs_stats *s = &gs__stats;
   size_t off = 0;
-  gs__append(buf, len, &off,
+  gs__json_append(buf, len, &off,
              "{\"version\":1,\"pid\":%ld,\"allocs\":%llu,\"frees\":%llu,\"alloc_bytes\":%llu,"
              "\"live_bytes_peak\":%llu,\"live_bytes_peak_host\":%llu,\"live_bytes\":%llu,"
              "\"untracked_frees\":%llu,\"hook_failures\":%llu,\"packed\":%llu,"
              "\"compressed\":%llu,\"unpacked\":%llu,\"bytes_original\":%llu,"
-             "\"bytes_compressed\":%llu,\"skipped\":{",
+             "\"bytes_compressed\":%llu,\"codec_ns\":%llu,\"skipped\":{",
              (long)getpid(), (unsigned long long)gs__get(&s->allocs),
              (unsigned long long)gs__get(&s->frees), (unsigned long long)gs__get(&s->alloc_bytes),
              (unsigned long long)gs__registry_peak_any(),
@@ -78,13 +81,16 @@ static int gs__stats_format(char *buf, size_t len) {
              (unsigned long long)gs__get(&s->packed), (unsigned long long)gs__get(&s->compressed),
              (unsigned long long)gs__get(&s->unpacked),
              (unsigned long long)gs__get(&s->bytes_original),
-             (unsigned long long)gs__get(&s->bytes_compressed));
+             (unsigned long long)gs__get(&s->bytes_compressed),
+             (unsigned long long)gs__get(&s->codec_ns));
   for (int r = 0; r < GS_SKIP__COUNT; r++)
-    gs__append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__skip_name((gs_skip_reason)r),
+    gs__json_append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__skip_name((gs_skip_reason)r),
                (unsigned long long)gs__get(&s->skipped[r]));
-  gs__append(buf, len, &off, "},\"devices\":{");
+  gs__json_append(buf, len, &off, "},\"devices\":{");
   gs__append_devices(buf, len, &off);
-  if (!gs__append(buf, len, &off, "}}\n")) return -ENOSPC;
+  gs__json_append(buf, len, &off, "},");
+  gs__plan_json(buf, len, &off, GS__PER_TENSOR_MAX);
+  if (!gs__json_append(buf, len, &off, "}\n")) return -ENOSPC;
   return (int)off;
 }
 
@@ -102,15 +108,22 @@ static int gs__write_all(int fd, const char *buf, size_t len) {
 }
 
 int gs__stats_write_json(const char *path) {
-  char json[4096];
-  int n = gs__stats_format(json, sizeof(json));
-  if (n < 0) return n;
+  size_t cap = 8192 + GS__PER_TENSOR_MAX * 400;
+  char *json = malloc(cap);
+  if (json == NULL) return -ENOMEM;
+  int n = gs__stats_format(json, cap);
+  int rc = n < 0 ? n : gs__stats_write_file(path, json, (size_t)n);
+  free(json);
+  return rc;
+}
+
+static int gs__stats_write_file(const char *path, const char *json, size_t n) {
   char tmp[GS_PATH_MAX + 32];
   if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
     return -ENAMETOOLONG;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return -errno;
-  int rc = gs__write_all(fd, json, (size_t)n);
+  int rc = gs__write_all(fd, json, n);
   if (close(fd) != 0 && rc == 0) rc = -errno;
   if (rc == 0 && rename(tmp, path) != 0) rc = -errno;
   if (rc != 0) unlink(tmp);

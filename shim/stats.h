@@ -25,6 +25,7 @@ typedef struct gs_stats {
   uint64_t allocs, frees, alloc_bytes;
   uint64_t packed, compressed, unpacked;
   uint64_t bytes_original, bytes_compressed;
+  uint64_t codec_ns; /* wall time in compress and decompress calls (host side) */
   uint64_t skipped[GS_SKIP__COUNT];
 } gs_stats;
 
@@ -33,6 +34,11 @@ extern gs_stats gs__stats;
 
 #define gs__stat_add(field, v) __atomic_fetch_add(&gs__stats.field, (uint64_t)(v), __ATOMIC_RELAXED)
 #define gs__stat_skip(reason) gs__stat_add(skipped[(reason)], 1)
+
+/* Appends printf output to buf at *off, never past len; false once the buffer is full (then
+ * *off == len). For the JSON writers (stats.c, policy/plan.c). */
+bool gs__json_append(char *buf, size_t len, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Writes the stats JSON to path atomically (temp file + rename). 0 or -errno. */
 int gs__stats_write_json(const char *path);

@@ -163,6 +163,19 @@ void gs__trace_iteration(uint64_t n) {
   gs__push(&ev);
 }
 
+/* Field use (tools/TRACE-FORMAT.md): a iteration, b index, c full bytes, d held bytes, cat2 bits,
+ * kind reason, cat next reason, flags next bits | alive-at-peak << 8, site pack µs, tid first
+ * unpack µs (both since the iteration began). */
+void gs__trace_decision(const gs_trace_decision *d) {
+  if (gs__state() == GS_ST_OFF) return;
+  int device = d->device < 0 || d->device > GS_DEVICE_HOST ? GS_DEVICE_HOST : d->device;
+  gs_event ev = {.type = GS_REC_PLAN, .kind = d->reason, .cat = d->next_reason, .cat2 = d->bits,
+                 .device = (int16_t)device, .flags = (uint16_t)(d->next_bits | (d->alive_at_peak ? 0x100 : 0)),
+                 .site = (uint32_t)(d->pack_ns / 1000), .tid = (uint32_t)(d->unpack_ns / 1000),
+                 .a = d->iteration, .b = d->index, .c = d->full_bytes, .d = d->held_bytes};
+  gs__push(&ev);
+}
+
 void gs__trace_oom(uint64_t size, int device, int result) {
   if (gs__state() == GS_ST_OFF) return;
   gs_event ev = {.type = GS_REC_OOM, .device = (int16_t)device, .a = size, .b = (uint64_t)result};

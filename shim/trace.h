@@ -61,6 +61,16 @@ void gs__trace_recat(uint64_t key, const gs_alloc_record *rec, gs_category to);
 void gs__trace_saved(gs_saved_op op, uint64_t bytes_before, uint64_t bytes_after, unsigned bits,
                      uint64_t dur_ns, int device);
 void gs__trace_iteration(uint64_t n);
+/* One saved tensor's decision in a completed iteration (policy/plan.h), and what the next
+ * iteration of its shape gives it. Emitted only when an iteration's plan changed. */
+typedef struct gs_trace_decision {
+  uint64_t iteration, full_bytes, held_bytes, pack_ns, unpack_ns;
+  uint32_t index;
+  uint8_t bits, reason, next_bits, next_reason;
+  bool alive_at_peak;
+  int device;
+} gs_trace_decision;
+void gs__trace_decision(const gs_trace_decision *d);
 /* A saved tensor of cat held inside device memory the driver already counts (a caching-allocator
  * segment, or a stream-ordered allocation): its bytes move from "other" to cat on the timeline
  * (add) or back, leaving the device's total alone. */

@@ -26,6 +26,7 @@ typedef enum gs_rec_type {
   GS_REC_SAMPLE = 10, /* summary: the window's maximum of live bytes on one device */
   GS_REC_DROP = 11,  /* summary: what was dropped so far */
   GS_REC_END = 12,   /* summary: clean end of recording, or end of a live snapshot */
+  GS_REC_PLAN = 13,  /* summary: one saved tensor's decision, when an iteration's plan changed */
   GS_REC__COUNT
 } gs_rec_type;
 
@@ -35,6 +36,10 @@ typedef enum gs_saved_op {
   GS_SAVED_UNPACK = 2,     /* a full-precision tensor given back */
   GS_SAVED_DECOMPRESS = 3, /* a compressed tensor restored */
 } gs_saved_op;
+
+/* PLAN records' reasons (policy/plan.h gs_plan_reason), by value: part of the format. */
+#define GS_PLAN_REASON_NAMES                                                                     \
+  {"skipped", "fixed", "warmup", "adaptive", "budget", "budget-fits", "not-at-peak", "at-peak"}
 
 /* The 64-byte file header; all integers little-endian. */
 typedef struct gs_trace_header {

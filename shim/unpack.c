@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include "log.h"
+#include "planwire.h"
 #include "stats.h"
 #include "torchapi.h"
 #include "trace.h"
@@ -162,6 +163,7 @@ PyObject *gs__unpack(PyObject *self, PyObject *obj) {
     return obj;
   }
   if (gs__check_version(h) != 0) return NULL;
+  gs__planwire_unpack(h);
   if (!h->compressed) {
     if (h->held_bytes) gs__trace_saved(GS_SAVED_UNPACK, h->held_bytes, h->held_bytes, 0, 0, h->device);
     gs__py.Py_IncRef(h->data);
@@ -178,8 +180,10 @@ PyObject *gs__unpack(PyObject *self, PyObject *obj) {
   if (out == NULL) return NULL;
   /* The restored size: elements times their width (f32 4, f16/bf16 2, bool 1). */
   uint64_t width = h->params.dtype == GS_DTYPE_F32 ? 4 : h->params.dtype == GS_DTYPE_BOOL ? 1 : 2;
-  gs__trace_saved(GS_SAVED_DECOMPRESS, h->held_bytes, h->params.n * width, h->params.bits,
-                  gs__now_ns() - t0, h->device);
+  uint64_t dur = gs__now_ns() - t0;
+  gs__stat_add(codec_ns, dur);
+  gs__trace_saved(GS_SAVED_DECOMPRESS, h->held_bytes, h->params.n * width, h->params.bits, dur,
+                  h->device);
   if (h->cache_ref) gs__py.Py_DecRef(h->cache_ref);
   h->cache_ref = gs__py.PyWeakref_NewRef(out, NULL);
   if (h->cache_ref == NULL) gs__py.PyErr_Clear();

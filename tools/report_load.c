@@ -80,7 +80,7 @@ static int rp_add(rp_trace *t, rp_caps *c, const gs_rec *r) {
       t->has_end = true;
       return 0;
     case GS_REC_ALLOC: case GS_REC_FREE: case GS_REC_RECAT: case GS_REC_SAVED:
-    case GS_REC_ITER: case GS_REC_OOM: case GS_REC_KERNEL:
+    case GS_REC_ITER: case GS_REC_OOM: case GS_REC_KERNEL: case GS_REC_PLAN:
       return rp_add_event(t, c, r);
     default:
       return 0; /* a record type from a newer minor version: skipped */

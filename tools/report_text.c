@@ -103,6 +103,30 @@ static void rp_text_drops(FILE *out, rp_trace *t) {
             (unsigned long long)d->sites_dropped);
 }
 
+/* The per-tensor decisions of the last iteration whose plan was recorded (PLAN records). */
+static void rp_text_plan(FILE *out, rp_trace *t) {
+  static const char *const reasons[] = GS_PLAN_REASON_NAMES;
+  uint64_t last = 0;
+  size_t n = 0, shown = 0;
+  for (size_t i = 0; i < t->nevents; i++)
+    if (t->events[i].type == GS_REC_PLAN && (!n++ || t->events[i].a > last)) last = t->events[i].a;
+  if (!n) return;
+  fprintf(out, "decisions of iteration %llu (index, full size, bits, why; then the next iteration's):\n",
+          (unsigned long long)last);
+  for (size_t i = 0; i < t->nevents; i++) {
+    const gs_event *e = &t->events[i];
+    if (e->type != GS_REC_PLAN || e->a != last || e->kind == 0) continue;
+    char b[32];
+    const char *why = e->kind < GS_ARRAY_LEN(reasons) ? reasons[e->kind] : "?";
+    const char *next = e->cat < GS_ARRAY_LEN(reasons) ? reasons[e->cat] : "?";
+    if (shown++ < 40)
+      fprintf(out, "  #%-5llu %12s  %u bits  %-12s -> %u bits %s%s\n", (unsigned long long)e->b,
+              rp_bytes(e->c, b, sizeof(b)), e->cat2, why, e->flags & 0xff, next,
+              (e->flags & 0x100) ? "  (alive at peak)" : "");
+  }
+  if (shown > 40) fprintf(out, "  ... %zu more\n", shown - 40);
+}
+
 void rp_print_text(FILE *out, rp_trace *ts, size_t n) {
   if (n > 1) rp_text_ranks(out, ts, n);
   for (size_t i = 0; i < n; i++) {
@@ -113,6 +137,7 @@ void rp_print_text(FILE *out, rp_trace *ts, size_t n) {
     rp_text_sites(out, t);
     rp_text_comp(out, t);
     rp_text_iters(out, t);
+    rp_text_plan(out, t);
     rp_text_drops(out, t);
     if (i + 1 < n) fputc('\n', out);
   }

@@ -69,6 +69,17 @@ def _gs_install(torch, here):
     sys.modules["_gactshim"] = shim
     shim.install(torch)
     _gs_threads(shim)
+    _gs_probes(shim, here)
+
+
+def _gs_probes(shim, here):
+    # The adaptive and budget policies' sensitivity probes (gactshim_probe.py), loaded by path:
+    # this directory is no longer on sys.path, and the module is not the user's to import.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_gactshim_probe", os.path.join(here, "gactshim_probe.py"))
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    shim.set_probe((probe.probe, probe.collect))
 
 
 class _GsTorchFinder:

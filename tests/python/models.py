@@ -102,14 +102,12 @@ def char_batches(data, steps, batch, ctx, seed):
         yield x, y
 
 
-def train_char(steps=300, batch=32, ctx=64, seed=0, device="cpu", log_every=0, lr=3e-3):
-    """Trains CharLM on stdlib text; returns the mean loss of the last 20 steps."""
-    torch.manual_seed(seed)
-    data = stdlib_text()
-    model = CharLM(ctx=ctx).to(device)
+def fit(model, batches, lr=3e-3, device="cpu", after_step=None):
+    """AdamW on next-character cross-entropy over (x, y) batches; returns the losses.
+    after_step(step, losses) runs after each optimizer step."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     losses = []
-    for step, (x, y) in enumerate(char_batches(data, steps, batch, ctx, seed)):
+    for step, (x, y) in enumerate(batches):
         x, y = x.to(device), y.to(device)
         logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
@@ -117,7 +115,32 @@ def train_char(steps=300, batch=32, ctx=64, seed=0, device="cpu", log_every=0, l
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if after_step:
+            after_step(step, losses)
+    return losses
+
+
+def train_char(steps=300, batch=32, ctx=64, seed=0, device="cpu", log_every=0, lr=3e-3):
+    """Trains CharLM on stdlib text; returns the mean loss of the last 20 steps."""
+    torch.manual_seed(seed)
+    data = stdlib_text()
+    model = CharLM(ctx=ctx).to(device)
+
+    def log(step, losses):
         if log_every and (step + 1) % log_every == 0:
             print("step %4d  loss %.4f" % (step + 1, sum(losses[-log_every:]) / log_every), flush=True)
+    losses = fit(model, char_batches(data, steps, batch, ctx, seed), lr=lr, device=device, after_step=log)
     tail = losses[-20:]
     return sum(tail) / len(tail)
+
+
+class CheckpointedCharLM(CharLM):
+    """CharLM with activation checkpointing per block (reentrant, as torch 1.13 defaults): the
+    blocks' activations are recomputed and saved again in backward, one block at a time."""
+
+    def forward(self, idx):
+        from torch.utils.checkpoint import checkpoint
+        x = self.tok(idx) + self.pos[: idx.shape[1]]
+        for blk in self.blocks:
+            x = checkpoint(blk, x, use_reentrant=True)
+        return self.head(self.ln(x))

@@ -40,6 +40,9 @@ START_TEST(defaults_without_variables) {
   ck_assert_str_eq(cfg.stats_path, "");
   ck_assert_int_eq(cfg.log, GS_LOG_WARN);
   ck_assert(!cfg.quiet);
+  ck_assert_int_eq(cfg.select, GS_SELECT_LIFETIME);
+  ck_assert_uint_eq(cfg.adapt_every, 50);
+  ck_assert_uint_eq(cfg.budget, 0);
 }
 END_TEST
 
@@ -142,6 +145,59 @@ START_TEST(sizes_group_seed) {
 }
 END_TEST
 
+/* Parses two entries together (for the rules between variables). */
+static int parse2(const char *a, const char *b) {
+  char *env[] = {(char *)a, (char *)b, NULL};
+  return gs__config_parse(env, &cfg, err, sizeof(err));
+}
+
+START_TEST(policies_budget_select) {
+  ck_assert_int_eq(parse1("GACTSHIM_POLICY=adaptive"), 0);
+  ck_assert_int_eq(cfg.policy, GS_POLICY_ADAPTIVE);
+  ck_assert_uint_eq(cfg.bits, 2);              /* the adaptive default average */
+  ck_assert_int_eq(parse2("GACTSHIM_POLICY=adaptive", "GACTSHIM_BITS=3"), 0);
+  ck_assert_uint_eq(cfg.bits, 3);              /* an explicit average wins, in either order */
+  ck_assert_int_eq(parse2("GACTSHIM_BITS=3", "GACTSHIM_POLICY=adaptive"), 0);
+  ck_assert_uint_eq(cfg.bits, 3);
+  ck_assert_int_eq(parse2("GACTSHIM_POLICY=budget", "GACTSHIM_BUDGET=12GiB"), 0);
+  ck_assert_int_eq(cfg.policy, GS_POLICY_BUDGET);
+  ck_assert_uint_eq(cfg.budget, 12ull << 30);
+  ck_assert_uint_eq(cfg.bits, 4);              /* budget keeps the fixed default width */
+  ck_assert_int_eq(parse2("GACTSHIM_BUDGET=1MiB", "GACTSHIM_POLICY=budget"), 0);
+  ck_assert_uint_eq(cfg.budget, 1 << 20);
+  /* Bad values and bad combinations. */
+  assert_rejected("GACTSHIM_POLICY=budget");   /* needs GACTSHIM_BUDGET */
+  ck_assert_ptr_nonnull(strstr(err, "GACTSHIM_BUDGET"));
+  assert_rejected("GACTSHIM_BUDGET=8GiB");     /* without the budget policy */
+  ck_assert_ptr_nonnull(strstr(err, "GACTSHIM_POLICY=budget"));
+  ck_assert_int_eq(parse2("GACTSHIM_POLICY=fixed", "GACTSHIM_BUDGET=8GiB"), -EINVAL);
+  ck_assert_int_eq(parse2("GACTSHIM_POLICY=budget", "GACTSHIM_BUDGET=1000"), -EINVAL); /* < 1 MiB */
+  ck_assert_ptr_nonnull(strstr(err, "GACTSHIM_BUDGET='1000'"));
+  ck_assert_int_eq(parse2("GACTSHIM_POLICY=budget", "GACTSHIM_BUDGET=12QB"), -EINVAL);
+  ck_assert_int_eq(parse2("GACTSHIM_POLICY=budget", "GACTSHIM_BUDGET="), -EINVAL);
+  assert_rejected("GACTSHIM_POLICY=Adaptive"); /* case-sensitive */
+  /* ADAPT_EVERY */
+  ck_assert_uint_eq(cfg.adapt_every, 50);
+  ck_assert_int_eq(parse1("GACTSHIM_ADAPT_EVERY=1"), 0);
+  ck_assert_uint_eq(cfg.adapt_every, 1);
+  ck_assert_int_eq(parse1("GACTSHIM_ADAPT_EVERY=1000000"), 0);
+  ck_assert_uint_eq(cfg.adapt_every, 1000000);
+  assert_rejected("GACTSHIM_ADAPT_EVERY=0");
+  assert_rejected("GACTSHIM_ADAPT_EVERY=1000001");
+  assert_rejected("GACTSHIM_ADAPT_EVERY=ten");
+  assert_rejected("GACTSHIM_ADAPT_EVERY=-5");
+  assert_rejected("GACTSHIM_ADAPT_EVERY=");
+  /* SELECT */
+  ck_assert_int_eq(parse1("GACTSHIM_SELECT=all"), 0);
+  ck_assert_int_eq(cfg.select, GS_SELECT_ALL);
+  ck_assert_int_eq(parse1("GACTSHIM_SELECT=lifetime"), 0);
+  ck_assert_int_eq(cfg.select, GS_SELECT_LIFETIME);
+  assert_rejected("GACTSHIM_SELECT=peak");
+  assert_rejected("GACTSHIM_SELECT=");
+  ck_assert_ptr_nonnull(strstr(err, "lifetime"));
+}
+END_TEST
+
 START_TEST(unknown_name) {
   ck_assert_int_eq(parse1("GACTSHIM_NOPE=1"), -EINVAL);
   ck_assert_ptr_nonnull(strstr(err, "GACTSHIM_NOPE"));
@@ -184,6 +240,7 @@ int main(void) {
   tcase_add_test(tc, bits);
   tcase_add_test(tc, policy_log_stats);
   tcase_add_test(tc, sizes_group_seed);
+  tcase_add_test(tc, policies_budget_select);
   tcase_add_test(tc, unknown_name);
   tcase_add_test(tc, byte_parser);
   suite_add_tcase(s, tc);
