@@ -2,6 +2,7 @@
 #include "init.h"
 
 #include "config.h"
+#include "fault.h"
 #include "interpose.h"
 #include "log.h"
 #include "python.h"
@@ -78,7 +79,8 @@ static void gs__report_at_exit(void) {
 __attribute__((constructor)) static void gs__init(void) {
   gs__interpose_init();
   char err[1024];
-  if (gs__config_parse(environ, &gs__cfg, err, sizeof(err)) != 0) {
+  if (gs__config_parse(environ, &gs__cfg, err, sizeof(err)) != 0 ||
+      gs__fault_parse(environ, err, sizeof(err)) != 0) {
     /* The one place the shim ends the process: a bad variable must stop the job before it runs,
      * with one line saying what was wrong and what is accepted. */
     fprintf(stderr, "%s\n", err);

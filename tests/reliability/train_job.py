@@ -1,0 +1,56 @@
+"""train_job.py: a small deterministic training job for the reliability tests, run under the shim.
+Usage: train_job.py STEPS [--ddp] [--pause S] [--ready FILE]. Prints "step N" per step and, at the end,
+one JSON line {"loss": last, "losses": [...], "rank": r}. With --ddp it joins the process group
+from MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE (gloo) and trains DistributedDataParallel."""
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+args = sys.argv[1:]
+steps = int(args[0])
+ddp = "--ddp" in args
+pause = float(args[args.index("--pause") + 1]) if "--pause" in args else 0.0
+ready = args[args.index("--ready") + 1] if "--ready" in args else None
+
+torch.manual_seed(0)
+torch.set_num_threads(1)
+rank, world = 0, 1
+if ddp:
+    import torch.distributed as dist
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+
+model = torch.nn.Sequential(torch.nn.Linear(128, 512), torch.nn.GELU(), torch.nn.Linear(512, 512),
+                            torch.nn.Tanh(), torch.nn.Linear(512, 10))
+if ddp:
+    model = torch.nn.parallel.DistributedDataParallel(model)
+opt = torch.optim.SGD(model.parameters(), lr=0.05)
+# The whole data set is fixed; each rank takes its share of every batch, as DistributedSampler would.
+g = torch.Generator().manual_seed(1)
+data = torch.randn(steps, 256, 128, generator=g)
+target = torch.randint(0, 10, (steps, 256), generator=g)
+losses = []
+for i in range(steps):
+    x, y = data[i][rank::world], target[i][rank::world]
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if ddp:  # the global loss, so every rank reports the same number
+        t = loss.detach().clone()
+        dist.all_reduce(t)
+        losses.append(t.item() / world)
+    else:
+        losses.append(loss.item())
+    print("step", i, flush=True)
+    if ready and i == 0:
+        open(ready, "w").close()
+    if pause:
+        time.sleep(pause)
+print(json.dumps({"loss": losses[-1], "losses": losses, "rank": rank}), flush=True)
+if ddp:
+    dist.destroy_process_group()
