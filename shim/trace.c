@@ -44,7 +44,18 @@ static struct {
   uint64_t ring_dropped_seen, win_start, last_flush, last_rescan;
   int listen_fd;
   bool unknown_ip;
+  gs_event *batch;            /* the writer's scratch; here, not on its stack, for the fork child */
 } gs__r = {.listen_fd = -1};
+
+/* What a forked child inherits from its parent's writer and must not free (the writer may have
+ * been inside these buffers at the fork). Kept here so the memory stays referenced, not lost;
+ * external linkage so the compiler cannot drop the stores as never read. */
+struct gs__trace_orphans {
+  gs_sink sink;
+  gs_modmap mods;
+  void *batch;
+};
+struct gs__trace_orphans gs__trace_orphaned;
 
 static int gs__state(void) { return __atomic_load_n(&gs__r.state, __ATOMIC_ACQUIRE); }
 
@@ -309,7 +320,7 @@ static size_t gs__round(gs_event *batch) {
 }
 
 static void *gs__writer(void *arg) {
-  gs_event *batch = malloc(GS_BATCH * sizeof(gs_event));
+  gs_event *batch = gs__r.batch = malloc(GS_BATCH * sizeof(gs_event));
   if (!batch) return NULL;
   bool cupti_tried = false, cupti_on = false, control_tried = false;
   while (!__atomic_load_n(&gs__r.stop, __ATOMIC_ACQUIRE)) {
@@ -336,6 +347,7 @@ static void *gs__writer(void *arg) {
   if (cupti_on) gs__cupti_stop();
   gs__round(batch);
   free(batch);
+  gs__r.batch = NULL;
   return NULL;
 }
 
@@ -436,19 +448,28 @@ void gs__trace_atfork_child(void) {
     if (gs__r.sink.fd >= 0) close(gs__r.sink.fd);
     if (gs__r.listen_fd >= 0) close(gs__r.listen_fd);
     gs__r.listen_fd = -1;
-    /* The parent's writer may have been inside these buffers at the fork: leak, do not free. */
+    /* The parent's writer may have been inside these buffers at the fork: keep, do not free. */
+    gs__trace_orphaned.sink = gs__r.sink;
+    gs__trace_orphaned.batch = gs__r.batch;
+    gs__r.batch = NULL;
     memset(&gs__r.sink, 0, sizeof(gs__r.sink));
     gs__r.sink.fd = -1;
   }
   gs__ring_reset(&gs__r.ring);
   gs__r.result = 0;
   memset(gs__r.dev, 0, sizeof(gs__r.dev));
-  memset(&gs__r.mods, 0, sizeof(gs__r.mods)); /* leaked for the same reason */
+  gs__trace_orphaned.mods = gs__r.mods; /* kept for the same reason */
+  memset(&gs__r.mods, 0, sizeof(gs__r.mods));
   gs__r.sites_emitted = 0;
   gs__cupti_atfork_child();
-  /* A new file only if the template names the process; expand it again for the child's pid. */
+  /* Record again only if the template names the process (expanded again for the child's pid).
+   * Otherwise the child stays unrecorded and starts no writer thread: a thread started after
+   * fork in a multi-threaded parent is the kind of work a fork child should not do uninvited. */
   gs__r.opt.path[0] = '\0';
-  if (strstr(gs__r.opt.path_template, "%p") && gs__r.opt.expand)
-    gs__r.opt.expand(gs__r.opt.path_template, gs__r.opt.path, sizeof(gs__r.opt.path));
+  if (!strstr(gs__r.opt.path_template, "%p") || !gs__r.opt.expand) {
+    __atomic_store_n(&gs__r.state, GS_ST_STOPPED, __ATOMIC_RELEASE);
+    return;
+  }
+  gs__r.opt.expand(gs__r.opt.path_template, gs__r.opt.path, sizeof(gs__r.opt.path));
   __atomic_store_n(&gs__r.state, GS_ST_CONFIGURED, __ATOMIC_RELEASE);
 }
