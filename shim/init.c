@@ -64,7 +64,10 @@ static void gs__report_at_exit(void) {
   if (!gs__active()) return;
   bool used = __atomic_load_n(&gs__stats.allocs, __ATOMIC_RELAXED) ||
               __atomic_load_n(&gs__stats.packed, __ATOMIC_RELAXED);
-  if (gs__cfg.stats_path[0] && (getpid() == gs__owner_pid || strstr(gs__cfg.stats_path, "%p"))) {
+  /* Only a process that used the shim writes stats: a launcher (torchrun's agent), a DataLoader
+   * worker or a helper the job execs would otherwise write zeros over a rank's file (%r is 0 where
+   * RANK is unset) or litter per-%p files. */
+  if (used && gs__cfg.stats_path[0] && (getpid() == gs__owner_pid || strstr(gs__cfg.stats_path, "%p"))) {
     char path[GS_PATH_MAX];
     int rc = gs__expand_path(gs__cfg.stats_path, path, sizeof(path));
     if (rc == 0) rc = gs__stats_write_json(path);
