@@ -1,6 +1,7 @@
 /* control.c: the control socket — a private Unix socket per process serving live snapshots. */
 #include "control.h"
 
+#include "thread.h"
 #include "trace.h"
 
 #include <errno.h>
@@ -118,7 +119,7 @@ static int gs__reply_async(gs__reply *r) {
   pthread_t t;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  int rc = pthread_create(&t, &attr, gs__sender, r);
+  int rc = gs__thread_create(&t, &attr, gs__sender, r);
   pthread_attr_destroy(&attr);
   if (rc != 0) gs__sender(r); /* sends with the timeout on this thread instead */
   return 0;

@@ -97,7 +97,13 @@ __attribute__((constructor)) static void gs__init(void) {
   __atomic_store_n(&gs__is_active, true, __ATOMIC_RELEASE);
 }
 
-__attribute__((destructor)) static void gs__fini(void) {
+/* Set by the first of the destructor and the SIGTERM handler: the exit report is written once. */
+static int gs__flushed;
+
+void gs__exit_flush(void) {
+  if (__atomic_exchange_n(&gs__flushed, 1, __ATOMIC_ACQ_REL)) return;
   if (gs__active()) gs__tracewire_fini();
   gs__report_at_exit();
 }
+
+__attribute__((destructor)) static void gs__fini(void) { gs__exit_flush(); }

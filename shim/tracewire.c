@@ -28,6 +28,7 @@ void gs__tracewire_init(void) {
   o.totals = gs__registry_totals;
   o.registry_peak = gs__registry_peak_any;
   o.expand = gs__expand_path;
+  o.on_start = gs__exit_paths_arm;
   if (gs__cfg.trace_path[0]) {
     snprintf(o.path_template, sizeof(o.path_template), "%s", gs__cfg.trace_path);
     if (gs__expand_path(gs__cfg.trace_path, o.path, sizeof(o.path)) != 0) {

@@ -1,9 +1,11 @@
 """train_job.py: a small deterministic training job for the reliability tests, run under the shim.
-Usage: train_job.py STEPS [--ddp] [--pause S] [--ready FILE]. Prints "step N" per step and, at the end,
-one JSON line {"loss": last, "losses": [...], "rank": r}. With --ddp it joins the process group
+Usage: train_job.py STEPS [--ddp] [--pause S] [--ready FILE] [--own-sigterm]. Prints "step N" per step
+and, at the end, one JSON line {"loss": last, "losses": [...], "rank": r, "sigterm": Python's view of
+the SIGTERM handler}. --own-sigterm installs a handler (exit status 7) after the first step. With --ddp it joins the process group
 from MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE (gloo) and trains DistributedDataParallel."""
 import json
 import os
+import signal
 import sys
 import time
 
@@ -47,10 +49,13 @@ for i in range(steps):
     else:
         losses.append(loss.item())
     print("step", i, flush=True)
+    if i == 0 and "--own-sigterm" in args:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))
     if ready and i == 0:
         open(ready, "w").close()
     if pause:
         time.sleep(pause)
-print(json.dumps({"loss": losses[-1], "losses": losses, "rank": rank}), flush=True)
+print(json.dumps({"loss": losses[-1], "losses": losses, "rank": rank,
+                  "sigterm": str(signal.getsignal(signal.SIGTERM))}), flush=True)
 if ddp:
     dist.destroy_process_group()
