@@ -2,36 +2,57 @@
 #include "init.h"
 
 #include "interpose.h"
+#include "thread.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 /* SIGTERM's default action ends the process without atexit or destructors, so a job stopped by a
- * scheduler would lose its stats and the end of its trace. The handler flushes them and then dies
- * of SIGTERM as before (same exit status). If flushing hangs (the signal interrupted a thread
- * holding a lock the flush needs), SIGALRM's default action ends the process after this long. */
+ * scheduler would lose its stats and the end of its trace. The handler itself only wakes a thread
+ * of ours (the signal may have interrupted malloc, whose lock the flush needs: flushing inside the
+ * handler deadlocked); that thread flushes and then ends the process with SIGTERM's default
+ * action, so the exit status is unchanged. If flushing hangs, SIGALRM's default action ends the
+ * process after this long; a second SIGTERM ends it at once. */
 #define GS_SIGTERM_FLUSH_S 10
 
-/* Process-wide by nature (signal dispositions are): armed once, flushed once. */
-static int gs__sigterm_armed, gs__sigterm_flushing;
+/* Process-wide by nature, as signal dispositions are: armed once; the pipe the handler writes to
+ * and the pid that armed it (a forked child has no flushing thread: it dies at once). */
+static int gs__term_armed, gs__term_requested;
+static int gs__term_pipe[2] = {-1, -1};
+static pid_t gs__term_pid;
 
-static void gs__on_sigterm(int sig) {
-  int saved = errno;
+/* Takes SIGTERM's default action now: the process ends as it would have without the shim. */
+static void gs__die_by(int sig) {
   struct sigaction dfl = {.sa_handler = SIG_DFL};
   sigemptyset(&dfl.sa_mask);
-  sigaction(sig, &dfl, NULL); /* a second SIGTERM, or the re-raise below, takes the default action */
-  if (!__atomic_exchange_n(&gs__sigterm_flushing, 1, __ATOMIC_ACQ_REL)) {
-    alarm(GS_SIGTERM_FLUSH_S);
-    gs__exit_flush();
-  }
+  sigaction(sig, &dfl, NULL);
   sigset_t s;
   sigemptyset(&s);
   sigaddset(&s, sig);
   pthread_sigmask(SIG_UNBLOCK, &s, NULL);
   raise(sig);
-  errno = saved; /* not reached: the default action ends the process */
+}
+
+static void gs__on_sigterm(int sig) {
+  int saved = errno;
+  char one = 1;
+  if (getpid() != gs__term_pid || __atomic_exchange_n(&gs__term_requested, 1, __ATOMIC_ACQ_REL) ||
+      write(gs__term_pipe[1], &one, 1) != 1)
+    gs__die_by(sig);
+  errno = saved;
+}
+
+static void *gs__terminator(void *arg) {
+  (void)arg;
+  char one;
+  while (read(gs__term_pipe[0], &one, 1) < 0 && errno == EINTR) {}
+  alarm(GS_SIGTERM_FLUSH_S);
+  gs__exit_flush();
+  gs__die_by(SIGTERM);
+  return NULL;
 }
 
 /* Since 3.8 Python ends on an unhandled KeyboardInterrupt by killing itself with SIGINT after
@@ -41,13 +62,32 @@ static void gs__arm_python_exit(void) {
   if (at_exit) at_exit(gs__exit_flush);
 }
 
-void gs__exit_paths_arm(void) {
-  if (__atomic_exchange_n(&gs__sigterm_armed, 1, __ATOMIC_ACQ_REL)) return;
-  gs__arm_python_exit();
+/* The handler, its pipe and the thread that waits on it; only while SIGTERM has its default
+ * action (the program's own handler wins). */
+static void gs__arm_sigterm(void) {
   struct sigaction cur;
-  if (sigaction(SIGTERM, NULL, &cur) != 0) return;
-  if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL) return; /* the program's choice */
+  if (sigaction(SIGTERM, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
+    return;
+  if (pipe2(gs__term_pipe, O_CLOEXEC) != 0) return;
+  pthread_attr_t attr;
+  pthread_t t;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int rc = gs__thread_create(&t, &attr, gs__terminator, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    close(gs__term_pipe[0]);
+    close(gs__term_pipe[1]);
+    return;
+  }
+  gs__term_pid = getpid();
   struct sigaction sa = {.sa_handler = gs__on_sigterm, .sa_flags = SA_RESTART};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
+}
+
+void gs__exit_paths_arm(void) {
+  if (__atomic_exchange_n(&gs__term_armed, 1, __ATOMIC_ACQ_REL)) return;
+  gs__arm_python_exit();
+  gs__arm_sigterm();
 }

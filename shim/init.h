@@ -18,9 +18,9 @@ int gs__expand_path(const char *tmpl, char *out, size_t len);
 void gs__exit_flush(void);
 
 /* Once the process first uses the shim (exitflush.c): in Python, registers gs__exit_flush with
- * Py_AtExit; if SIGTERM still has its default action, installs a handler that calls gs__exit_flush
- * and then dies of SIGTERM. Not at load: processes that never use the shim, and Python's own view
- * of its signal handlers, stay untouched. */
+ * Py_AtExit; if SIGTERM still has its default action, installs a handler that wakes a thread of
+ * ours to call gs__exit_flush and then die of SIGTERM. Not at load: processes that never use the
+ * shim, and Python's own view of its signal handlers, stay untouched. */
 void gs__exit_paths_arm(void);
 
 #endif

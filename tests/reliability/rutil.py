@@ -10,6 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 JOB = os.path.join(HERE, "train_job.py")
 SHIM = os.environ.get("GS_SHIM", "")
 REPORT = os.environ.get("GS_REPORT", "")
+PRELOAD_FIRST = os.environ.get("PRELOAD_FIRST", "").strip()
 TMP = tempfile.mkdtemp(prefix="gs-reliab-")
 SKIP = 77
 
@@ -40,8 +41,8 @@ def env(shim=True, **kw):
     e = {k: v for k, v in os.environ.items() if not k.startswith(("GACTSHIM_", "_GACTSHIM_"))}
     e.update(OMP_NUM_THREADS="1", MALLOC_PERTURB_="0", PYTHONDONTWRITEBYTECODE="1")
     e.pop("LD_PRELOAD", None)
-    if shim:
-        e["LD_PRELOAD"] = SHIM
+    if shim:  # sanitizer runtimes (PRELOAD_FIRST) must come before an instrumented shim
+        e["LD_PRELOAD"] = (PRELOAD_FIRST + " " + SHIM).strip()
     e.update({k: str(v) for k, v in kw.items()})
     return e
 

@@ -21,7 +21,7 @@ def sock_path(pid):
 class Job:
     def __init__(self):
         self.ready = os.path.join(TMP, "hostile.ready")
-        self.p = subprocess.Popen([PY, JOB, "100000", "--pause", "0.01", "--ready", self.ready],
+        self.p = subprocess.Popen([PY, JOB, "20000", "--pause", "0.01", "--ready", self.ready],
                                   env=env(GACTSHIM_QUIET=1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
         self.steps = 0

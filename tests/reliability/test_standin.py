@@ -8,19 +8,16 @@ import re
 import subprocess
 import sys
 
-from rutil import REPORT, SHIM, TMP, check
+from rutil import REPORT, TMP, check, env
 
 JOB = sys.argv[1]
 
 
 def run_job(case, **kw):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("GACTSHIM_")}
-    first = os.environ.get("PRELOAD_FIRST", "").strip()
-    e.update(LD_PRELOAD=(first + " " if first else "") + SHIM, MALLOC_PERTURB_="0", GACTSHIM_QUIET="1",
-             # the stand-in answers a huge request by failing malloc: under ASan that must return NULL
-             ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":allocator_may_return_null=1")
-    e.update(kw)
-    p = subprocess.run([JOB, case], env=e, capture_output=True, text=True, timeout=60)
+    # the stand-in answers a huge request by failing malloc: under a sanitizer that must return NULL
+    san = {k: os.environ.get(k, "") + ":allocator_may_return_null=1" for k in ("ASAN_OPTIONS", "TSAN_OPTIONS")}
+    p = subprocess.run([JOB, case], env=env(GACTSHIM_QUIET=1, **san, **kw), capture_output=True, text=True,
+                       timeout=60)
     check(p.returncode == 0, "%s: %s" % (case, p.stdout.strip()), p.stdout + p.stderr)
     return p
 

@@ -31,13 +31,18 @@ model = torch.nn.Sequential(torch.nn.Linear(128, 512), torch.nn.GELU(), torch.nn
 if ddp:
     model = torch.nn.parallel.DistributedDataParallel(model)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
-# The whole data set is fixed; each rank takes its share of every batch, as DistributedSampler would.
-g = torch.Generator().manual_seed(1)
-data = torch.randn(steps, 256, 128, generator=g)
-target = torch.randint(0, 10, (steps, 256), generator=g)
+
+def batch(i):
+    """Batch i of a fixed data set, made on demand; each rank takes its share, as DistributedSampler
+    would."""
+    g = torch.Generator().manual_seed(1000 + i)
+    x, y = torch.randn(256, 128, generator=g), torch.randint(0, 10, (256,), generator=g)
+    return x[rank::world], y[rank::world]
+
+
 losses = []
 for i in range(steps):
-    x, y = data[i][rank::world], target[i][rank::world]
+    x, y = batch(i)
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad()
     loss.backward()
