@@ -115,13 +115,8 @@ static int gs__reply_async(gs__reply *r) {
   fcntl(r->fd, F_SETFL, fl & ~O_NONBLOCK);
   struct timeval tv = {GS_CONTROL_SEND_S, 0};
   setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  pthread_attr_t attr;
-  pthread_t t;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  int rc = gs__thread_create(&t, &attr, gs__sender, r);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) gs__sender(r); /* sends with the timeout on this thread instead */
+  if (gs__thread_create_detached(gs__sender, r) != 0)
+    gs__sender(r); /* sends with the timeout on this thread instead */
   return 0;
 }
 

@@ -69,13 +69,7 @@ static void gs__arm_sigterm(void) {
   if (sigaction(SIGTERM, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
     return;
   if (pipe2(gs__term_pipe, O_CLOEXEC) != 0) return;
-  pthread_attr_t attr;
-  pthread_t t;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  int rc = gs__thread_create(&t, &attr, gs__terminator, NULL);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
+  if (gs__thread_create_detached(gs__terminator, NULL) != 0) {
     close(gs__term_pipe[0]);
     close(gs__term_pipe[1]);
     return;

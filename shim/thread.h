@@ -17,4 +17,15 @@ static inline int gs__thread_create(pthread_t *t, const pthread_attr_t *attr, vo
   return rc;
 }
 
+/* The same, detached: nobody joins it. 0 or an errno value (as pthread_create). */
+static inline int gs__thread_create_detached(void *(*fn)(void *), void *arg) {
+  pthread_attr_t attr;
+  pthread_t t;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int rc = gs__thread_create(&t, &attr, fn, arg);
+  pthread_attr_destroy(&attr);
+  return rc;
+}
+
 #endif
