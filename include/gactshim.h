@@ -63,11 +63,15 @@ GS_API int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst,
  * count of non-finite groups is the uint32 at byte 24 of the header (FORMAT.md). The GPU
  * decompress trusts p; a header that does not match p yields NaN (bool: 0), not garbage.
  * Asynchronous: no host synchronization, no allocation.
- * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context. */
+ * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context; compress:
+ * -EBUSY when the stream is capturing a CUDA graph (nothing launched: the caller keeps the tensor). */
 GS_API int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
                            void *stream);
 GS_API int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
                              void *stream);
+/* 1 if stream (a CUstream) is capturing a CUDA graph (cuStreamIsCapturing, resolved at run time;
+ * no synchronization), 0 if not, -ENODEV without a loaded driver, -ENOSYS without kernels. */
+GS_API int gs_gpu_stream_capturing(void *stream);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,10 @@ int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_
   (void)p, (void)src_dptr, (void)dst_dptr, (void)stream;
   return -ENOSYS;
 }
+int gs_gpu_stream_capturing(void *stream) {
+  (void)stream;
+  return -ENOSYS;
+}
 
 #else
 
@@ -28,6 +32,7 @@ typedef struct CUctx_st *CUcontext;
 typedef struct CUmod_st *CUmodule;
 typedef struct CUfunc_st *CUfunction;
 typedef int CUdevice;
+#define GS__CU_STREAM_CAPTURE_STATUS_NONE 0 /* CUstreamCaptureStatus: 1 active, 2 invalidated */
 
 extern const unsigned char gs__codec_fatbin[];
 
@@ -40,6 +45,7 @@ typedef struct gs__driver {
   CUresult (*module_get_function)(CUfunction *, CUmodule, const char *);
   CUresult (*launch_kernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                             unsigned, void *, void **, void **);
+  CUresult (*stream_is_capturing)(void *, int *); /* optional: absent before CUDA 10 */
 } gs__driver;
 
 /* One loaded module per context: a module belongs to the context it was loaded in. */
@@ -73,6 +79,7 @@ static int gs__driver_resolve(void) {
   *(void **)&d.module_load_data = dlsym(h, "cuModuleLoadData");
   *(void **)&d.module_get_function = dlsym(h, "cuModuleGetFunction");
   *(void **)&d.launch_kernel = dlsym(h, "cuLaunchKernel");
+  *(void **)&d.stream_is_capturing = dlsym(h, "cuStreamIsCapturing");
   dlclose(h); /* the process keeps its own reference; the symbols stay valid */
   if (!d.ctx_get_current || !d.ctx_get_device || !d.device_get_attribute ||
       !d.module_load_data || !d.module_get_function || !d.launch_kernel)
@@ -99,16 +106,31 @@ static int gs__module_load(CUcontext ctx, unsigned long long id, gs__module *m) 
   return 0;
 }
 
+/* Resolves the driver once it is loaded; called with gs__gpu_lock held. 0 or -ENODEV. */
+static int gs__driver_ready_locked(void) {
+  if (gs__drv_ready) return 0;
+  int rc = gs__driver_resolve();
+  if (rc < 0) return rc;
+  gs__drv_ready = 1;
+  return 0;
+}
+
+int gs_gpu_stream_capturing(void *stream) {
+  pthread_mutex_lock(&gs__gpu_lock);
+  int rc = gs__driver_ready_locked();
+  pthread_mutex_unlock(&gs__gpu_lock);
+  if (rc != 0) return rc;
+  int status = GS__CU_STREAM_CAPTURE_STATUS_NONE;
+  if (gs__drv.stream_is_capturing == NULL) return 0; /* a driver without graphs captures nothing */
+  if (gs__drv.stream_is_capturing(stream, &status) != 0) return -EIO;
+  return status != GS__CU_STREAM_CAPTURE_STATUS_NONE; /* active, or invalidated by an error */
+}
+
 /* The module of the calling thread's current context, loading it on first use. */
 static int gs__module_get(gs__module *out) {
-  int rc = 0;
   pthread_mutex_lock(&gs__gpu_lock);
-  if (!gs__drv_ready) {
-    rc = gs__driver_resolve();
-    if (rc < 0) goto done;
-    gs__drv_ready = 1;
-    rc = 0;
-  }
+  int rc = gs__driver_ready_locked();
+  if (rc < 0) goto done;
   CUcontext ctx = NULL;
   unsigned long long id = 0;
   if (gs__drv.ctx_get_current(&ctx) != 0 || ctx == NULL) {
@@ -174,7 +196,11 @@ int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dp
   gs__module m;
   gs__kparams k;
   if (gs__layout_of(p, &l) != 0 || !gs__aligned(dst_dptr, src_dptr, &l)) return -EINVAL;
-  int rc = gs__module_get(&m);
+  /* Under capture a launch would only be recorded, and loading the module on first use is not
+   * capture-safe: the caller keeps the tensor instead (nvshare#28: never disturb a capture). */
+  int rc = gs_gpu_stream_capturing(stream);
+  if (rc != 0) return rc > 0 ? -EBUSY : rc;
+  rc = gs__module_get(&m);
   if (rc != 0) return rc;
   gs__kparams_of(&l, src_dptr, dst_dptr, &k);
   void *args[] = {&k};

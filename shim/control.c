@@ -1,6 +1,7 @@
 /* control.c: the control socket — a private Unix socket per process serving live snapshots. */
 #include "control.h"
 
+#include "thread.h"
 #include "trace.h"
 
 #include <errno.h>
@@ -64,7 +65,8 @@ void gs__control_close(int fd) {
   if (gs__owner == getpid() && gs__control_sock_path((long)getpid(), &sa, false) == 0) unlink(sa.sun_path);
 }
 
-/* Reads one request line within GS_CONTROL_READ_MS. 0 or negative errno. */
+/* Reads one request line within GS_CONTROL_READ_MS, without its newline. Its length, or negative
+ * errno (-E2BIG: no newline in the first cap - 1 bytes). */
 static int gs__read_line(int fd, char *buf, size_t cap, int timeout_ms) {
   size_t n = 0;
   uint64_t deadline = gs__now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -80,7 +82,7 @@ static int gs__read_line(int fd, char *buf, size_t cap, int timeout_ms) {
     if (r <= 0) return r == 0 ? -ECONNRESET : -errno;
     if (buf[n] == '\n') {
       buf[n] = '\0';
-      return 0;
+      return (int)n;
     }
     n++;
   }
@@ -122,26 +124,21 @@ static int gs__reply_async(gs__reply *r) {
   fcntl(r->fd, F_SETFL, fl & ~O_NONBLOCK);
   struct timeval tv = {GS_CONTROL_SEND_S, 0};
   setsockopt(r->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  pthread_attr_t attr;
-  pthread_t t;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  int rc = pthread_create(&t, &attr, gs__sender, r);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) gs__sender(r); /* sends with the timeout on this thread instead */
+  if (gs__thread_create_detached(gs__sender, r) != 0)
+    gs__sender(r); /* sends with the timeout on this thread instead */
   return 0;
 }
 
 /* Decides the answer to one request line from a checked peer. */
-static void gs__answer(const char *req, gs__reply *r) {
-  int rc;
-  if (strcmp(req, "GSCTL 1 PING") == 0) {
+static void gs__answer(const char *req, size_t n, gs__reply *r) {
+  int rc, kind = gs__control_parse(req, n);
+  if (kind == GS_CTL_PING) {
     snprintf(r->head, sizeof(r->head), "GSCTL 1 OK 0\n");
-  } else if (strcmp(req, "GSCTL 1 SNAPSHOT") == 0) {
+  } else if (kind == GS_CTL_SNAPSHOT) {
     rc = gs__trace_snapshot(&r->body, &r->body_n);
     if (rc == 0) snprintf(r->head, sizeof(r->head), "GSCTL 1 OK %zu\n", r->body_n);
     else snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR snapshot failed: %s\n", strerror(-rc));
-  } else if (strncmp(req, "GSCTL ", 6) == 0 && strncmp(req, "GSCTL 1 ", 8) != 0) {
+  } else if (kind == -EPROTONOSUPPORT) {
     snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR protocol version %d not supported\n",
              GS_CONTROL_VERSION);
   } else {
@@ -160,14 +157,18 @@ int gs__control_serve(int listen_fd) {
   r->fd = fd;
   struct ucred cred;
   socklen_t cl = sizeof(cred);
-  char req[GS_CONTROL_REQ_MAX + 1];
+  char req[GS_CONTROL_REQ_MAX + 1]; /* the line and its newline (replaced by a NUL) */
+  int n;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cred.uid != geteuid()) {
     snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR permission denied: not the job's user\n");
-  } else if (gs__read_line(fd, req, sizeof(req), GS_CONTROL_READ_MS) != 0) {
+  } else if ((n = gs__read_line(fd, req, sizeof(req), GS_CONTROL_READ_MS)) == -E2BIG) {
+    snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR request longer than %d bytes\n",
+             GS_CONTROL_REQ_MAX);
+  } else if (n < 0) {
     snprintf(r->head, sizeof(r->head), "GSCTL 1 ERR no request line within %d ms\n",
              GS_CONTROL_READ_MS);
   } else {
-    gs__answer(req, r);
+    gs__answer(req, (size_t)n, r);
   }
   gs__reply_async(r);
   return 1;

@@ -7,6 +7,14 @@
 #define GS_CONTROL_VERSION 1
 #define GS_CONTROL_REQ_MAX 128
 
+/* What a request line asks for. */
+enum { GS_CTL_PING = 1, GS_CTL_SNAPSHOT = 2 };
+
+/* Parses one request line of n bytes (without its newline; may hold any byte, NUL included).
+ * Returns GS_CTL_*, -EPROTONOSUPPORT for another protocol version, -E2BIG when the line and its
+ * newline exceed GS_CONTROL_REQ_MAX bytes, or -EBADMSG. Pure: no I/O, no globals (the fuzzer's entry point). */
+int gs__control_parse(const char *line, size_t n);
+
 /* Directory of the sockets: $XDG_RUNTIME_DIR/gactshim, else /tmp/gactshim-<uid>. Created 0700
  * (mkdir_ok) and checked to be ours and private. 0 or negative errno. */
 int gs__control_dir(char *out, size_t len, bool mkdir_ok);

@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include "config.h"
+#include "fault.h"
 #include "log.h"
 #include "planwire.h"
 #include "policy.h"
@@ -252,6 +253,7 @@ last_resort:
 /* --- compressing ---------------------------------------------------------------------------- */
 
 static int gs__codec_cpu(const gs_codec_params *p, uint64_t src, uint64_t dst, uint64_t bytes) {
+  if (gs__fault(GS_FAULT_CODEC)) return -EIO;
   if (bytes < GS__RELEASE_GIL_BYTES)
     return gs_compress_cpu(p, (const void *)(uintptr_t)src, (void *)(uintptr_t)dst, 0);
   PyObject *ts = gs__py.PyEval_SaveThread();
@@ -283,10 +285,33 @@ static int gs__codec_gpu(const gs_codec_params *p, uint64_t src, uint64_t dst, i
   bool switched = prev != dev && gs__torch.set_device;
   if (switched) gs__set_device(dev);
   *stream = gs__torch_current_stream(dev);
-  int rc = gs_gpu_compress(p, src, dst, (void *)(uintptr_t)*stream);
+  int rc = gs__fault(GS_FAULT_LAUNCH) ? -EIO : gs_gpu_compress(p, src, dst, (void *)(uintptr_t)*stream);
   if (switched) gs__set_device(prev);
   if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
   return rc;
+}
+
+/* Says why encoding failed — once per reason — and counts it; the tensor will be kept exact. */
+static void gs__encode_failed(int rc, int device, gs_skip_reason *why) {
+  *why = GS_SKIP_ERROR;
+  if (rc == -ERANGE) {
+    gs__warn_once("nonfinite", "a saved tensor holds Inf or NaN; such tensors are kept exact");
+    *why = GS_SKIP_NONFINITE;
+  } else if (rc == -EBUSY) {
+    *why = GS_SKIP_CAPTURE; /* expected under CUDA graphs: counted, not warned */
+  } else if (gs__py.PyErr_Occurred()) {
+    gs__note_error(why);
+  } else if (rc == -ENOMEM) {
+    gs__stat_fail(GS_FAIL_ALLOC);
+    gs__warn_once("alloc", "could not allocate a compressed buffer; such tensors are kept exact");
+  } else if (device >= 0) {
+    gs__stat_fail(GS_FAIL_LAUNCH);
+    gs__warn_once("launch", "the GPU compression kernel could not be launched (%d); such tensors "
+                  "are kept exact", rc);
+  } else {
+    gs__stat_fail(GS_FAIL_CODEC);
+    gs__warn_once("codec-error", "compression failed (%d); such tensors are kept exact", rc);
+  }
 }
 
 /* Allocates the compressed buffer with torch (so its memory statistics see it) and fills it. */
@@ -296,9 +321,14 @@ static PyObject *gs__encode(PyObject *src, const gs__tinfo *ti, const gs_codec_p
   PyObject *args = nbytes ? gs__py.PyTuple_New(1) : NULL;
   if (args == NULL) return *rc = -EINVAL, NULL;
   gs__py.PyTuple_SetItem(args, 0, gs__py.PyLong_FromUnsignedLongLong(nbytes));
-  PyObject *out = gs__call_method(src, gs__torch.s_new_empty, args, gs__torch.kw_uint8);
+  PyObject *out = gs__fault(GS_FAULT_ALLOC) ? NULL
+                : gs__call_method(src, gs__torch.s_new_empty, args, gs__torch.kw_uint8);
   gs__py.Py_DecRef(args);
-  if (out == NULL) return *rc = -ENOMEM, NULL;
+  if (out == NULL) {
+    /* Out of memory for our copy (often the GPU): the tensor stays exact, the job goes on. */
+    if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
+    return *rc = -ENOMEM, NULL;
+  }
   uint64_t s = gs__data_ptr(src), d = gs__data_ptr(out);
   if (gs__py.PyErr_Occurred()) *rc = -EFAULT;
   else if (ti->device >= 0) *rc = gs__codec_gpu(p, s, d, ti->device, stream);
@@ -344,15 +374,7 @@ static PyObject *gs__compress_src(PyObject *t, PyObject *src, const gs__tinfo *t
   int rc = 0;
   PyObject *out = gs__encode(src, ti, &p, &stream, &rc);
   if (out == NULL) {
-    if (rc == -ERANGE) {
-      gs__warn_once("nonfinite", "a saved tensor holds Inf or NaN; such tensors are kept exact");
-      *why = GS_SKIP_NONFINITE;
-    }
-    else if (gs__py.PyErr_Occurred()) gs__note_error(why);
-    else {
-      gs__warn_once("codec-error", "compression failed (%d); such tensors are kept exact", rc);
-      *why = GS_SKIP_ERROR;
-    }
+    gs__encode_failed(rc, ti->device, why);
     return NULL;
   }
   PyObject *size = gs__py.PyObject_GetAttr(t, gs__torch.s_shape);

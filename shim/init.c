@@ -2,6 +2,7 @@
 #include "init.h"
 
 #include "config.h"
+#include "fault.h"
 #include "interpose.h"
 #include "log.h"
 #include "python.h"
@@ -63,7 +64,10 @@ static void gs__report_at_exit(void) {
   if (!gs__active()) return;
   bool used = __atomic_load_n(&gs__stats.allocs, __ATOMIC_RELAXED) ||
               __atomic_load_n(&gs__stats.packed, __ATOMIC_RELAXED);
-  if (gs__cfg.stats_path[0] && (getpid() == gs__owner_pid || strstr(gs__cfg.stats_path, "%p"))) {
+  /* Only a process that used the shim writes stats: a launcher (torchrun's agent), a DataLoader
+   * worker or a helper the job execs would otherwise write zeros over a rank's file (%r is 0 where
+   * RANK is unset) or litter per-%p files. */
+  if (used && gs__cfg.stats_path[0] && (getpid() == gs__owner_pid || strstr(gs__cfg.stats_path, "%p"))) {
     char path[GS_PATH_MAX];
     int rc = gs__expand_path(gs__cfg.stats_path, path, sizeof(path));
     if (rc == 0) rc = gs__stats_write_json(path);
@@ -78,7 +82,8 @@ static void gs__report_at_exit(void) {
 __attribute__((constructor)) static void gs__init(void) {
   gs__interpose_init();
   char err[1024];
-  if (gs__config_parse(environ, &gs__cfg, err, sizeof(err)) != 0) {
+  if (gs__config_parse(environ, &gs__cfg, err, sizeof(err)) != 0 ||
+      gs__fault_parse(environ, err, sizeof(err)) != 0) {
     /* The one place the shim ends the process: a bad variable must stop the job before it runs,
      * with one line saying what was wrong and what is accepted. */
     fprintf(stderr, "%s\n", err);
@@ -92,7 +97,13 @@ __attribute__((constructor)) static void gs__init(void) {
   __atomic_store_n(&gs__is_active, true, __ATOMIC_RELEASE);
 }
 
-__attribute__((destructor)) static void gs__fini(void) {
+/* Set by the first of the destructor and the SIGTERM handler: the exit report is written once. */
+static int gs__flushed;
+
+void gs__exit_flush(void) {
+  if (__atomic_exchange_n(&gs__flushed, 1, __ATOMIC_ACQ_REL)) return;
   if (gs__active()) gs__tracewire_fini();
   gs__report_at_exit();
 }
+
+__attribute__((destructor)) static void gs__fini(void) { gs__exit_flush(); }

@@ -12,4 +12,15 @@ bool gs__active(void);
  * 0, or -1 when it does not fit. */
 int gs__expand_path(const char *tmpl, char *out, size_t len);
 
+/* Stops the trace (END record, file closed) and writes the stats and the summary line; once per
+ * process: the destructor, the SIGTERM handler or the end of Python's finalization, whichever
+ * comes first. */
+void gs__exit_flush(void);
+
+/* Once the process first uses the shim (exitflush.c): in Python, registers gs__exit_flush with
+ * Py_AtExit; if SIGTERM still has its default action, installs a handler that wakes a thread of
+ * ours to call gs__exit_flush and then die of SIGTERM. Not at load: processes that never use the
+ * shim, and Python's own view of its signal handlers, stay untouched. */
+void gs__exit_paths_arm(void);
+
 #endif

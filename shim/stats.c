@@ -24,7 +24,12 @@ gs_stats gs__stats;
 static const char *const gs__skip_names[GS_SKIP__COUNT] = {
   [GS_SKIP_PARAM] = "param",       [GS_SKIP_SMALL] = "small",   [GS_SKIP_DTYPE] = "dtype",
   [GS_SKIP_DUPLICATE] = "duplicate", [GS_SKIP_POLICY] = "policy", [GS_SKIP_LAYOUT] = "layout",
-  [GS_SKIP_NONFINITE] = "nonfinite", [GS_SKIP_ERROR] = "error",
+  [GS_SKIP_NONFINITE] = "nonfinite", [GS_SKIP_ERROR] = "error", [GS_SKIP_CAPTURE] = "capture",
+};
+
+static const char *const gs__fail_names[GS_FAIL__COUNT] = {
+  [GS_FAIL_ALLOC] = "alloc", [GS_FAIL_CODEC] = "codec", [GS_FAIL_LAUNCH] = "launch",
+  [GS_FAIL_TRACE] = "trace",
 };
 
 const char *gs__skip_name(gs_skip_reason r) {
@@ -86,6 +91,10 @@ static int gs__stats_format(char *buf, size_t len) {
   for (int r = 0; r < GS_SKIP__COUNT; r++)
     gs__json_append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__skip_name((gs_skip_reason)r),
                (unsigned long long)gs__get(&s->skipped[r]));
+  gs__json_append(buf, len, &off, "},\"failed\":{");
+  for (int r = 0; r < GS_FAIL__COUNT; r++)
+    gs__json_append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__fail_names[r],
+                    (unsigned long long)gs__get(&s->failed[r]));
   gs__json_append(buf, len, &off, "},\"devices\":{");
   gs__append_devices(buf, len, &off);
   gs__json_append(buf, len, &off, "},");

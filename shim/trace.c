@@ -6,6 +6,7 @@
 #include "cuptirec.h"
 #include "modmap.h"
 #include "ring.h"
+#include "thread.h"
 #include "tracesink.h"
 
 #include <errno.h>
@@ -381,8 +382,9 @@ int gs__trace_start(void) {
     gs__r.win_start = gs__r.last_flush = gs__r.last_rescan = gs__now_ns();
     __atomic_store_n(&gs__r.stop, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&gs__r.state, GS_ST_RUNNING, __ATOMIC_RELEASE);
-    rc = -pthread_create(&gs__r.thread, NULL, gs__writer, NULL);
+    rc = -gs__thread_create(&gs__r.thread, NULL, gs__writer, NULL);
   }
+  if (rc == 0 && gs__r.opt.on_start) gs__r.opt.on_start();
   if (rc != 0) {
     gs__sink_close(&gs__r.sink);
     __atomic_store_n(&gs__r.state, GS_ST_STOPPED, __ATOMIC_RELEASE);

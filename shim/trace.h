@@ -30,6 +30,7 @@ typedef struct gs_trace_options {
   gs_trace_totals_fn totals;          /* may be NULL */
   uint64_t (*registry_peak)(void);    /* may be NULL: written in the END record */
   int (*expand)(const char *tmpl, char *out, size_t len); /* %p/%r expansion for a fork child */
+  void (*on_start)(void);             /* may be NULL: called when the writer starts (first use) */
 } gs_trace_options;
 
 void gs__trace_defaults(gs_trace_options *o);

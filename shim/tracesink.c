@@ -1,6 +1,8 @@
 /* tracesink.c: the bounded trace file (compaction drops oldest detail first) and memory window. */
 #include "tracesink.h"
 
+#include "fault.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -172,6 +174,7 @@ static void gs__plan(const uint8_t *in, size_t len, uint64_t target, unsigned *s
 }
 
 static int gs__write_all(int fd, const uint8_t *p, size_t n) {
+  if (gs__fault(GS_FAULT_TRACE_NOSPC)) return -ENOSPC;
   while (n) {
     ssize_t w = write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
@@ -249,8 +252,14 @@ int gs__sink_flush(gs_sink *s) {
   if (s->file_bytes + s->pending.n > room) gs__pending_drop_detail(s);
   if (s->file_bytes + s->pending.n > room) s->pending.n = 0; /* counted by the caller's DROP */
   int rc = gs__write_all(s->fd, s->pending.p, s->pending.n);
-  if (rc == 0) s->file_bytes += s->pending.n;
-  else if (!s->error) s->error = rc;
+  if (rc == 0) {
+    s->file_bytes += s->pending.n;
+  } else {
+    /* A full disk may have taken part of the batch: cut the torn record off, so the file still
+     * ends at a whole record and later batches (once there is room) follow it readably. */
+    if (ftruncate(s->fd, (off_t)s->file_bytes) == 0) lseek(s->fd, (off_t)s->file_bytes, SEEK_SET);
+    if (!s->error) s->error = rc;
+  }
   s->pending.n = 0;
   return s->error;
 }

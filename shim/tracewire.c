@@ -5,6 +5,7 @@
 #include "init.h"
 #include "log.h"
 #include "registry.h"
+#include "stats.h"
 #include "trace.h"
 
 #include <errno.h>
@@ -27,6 +28,7 @@ void gs__tracewire_init(void) {
   o.totals = gs__registry_totals;
   o.registry_peak = gs__registry_peak_any;
   o.expand = gs__expand_path;
+  o.on_start = gs__exit_paths_arm;
   if (gs__cfg.trace_path[0]) {
     snprintf(o.path_template, sizeof(o.path_template), "%s", gs__cfg.trace_path);
     if (gs__expand_path(gs__cfg.trace_path, o.path, sizeof(o.path)) != 0) {
@@ -38,8 +40,10 @@ void gs__tracewire_init(void) {
    * in-memory window every process keeps for attach. */
   o.callsites = o.path[0] != '\0';
   int rc = gs__trace_configure(&o);
-  if (rc != 0)
+  if (rc != 0) {
+    gs__stat_fail(GS_FAIL_TRACE);
     gs__log(GS_LOG_ERROR, "cannot record the trace %s: %s", o.path[0] ? o.path : "(memory)", strerror(-rc));
+  }
 }
 
 void gs__tracewire_fini(void) {
@@ -47,8 +51,11 @@ void gs__tracewire_fini(void) {
   if (rc == -EBUSY)
     gs__log(GS_LOG_WARN, "GACTSHIM_TRACE=%s was being written by another process, so this one (pid %ld) "
             "wrote no trace; put %%p or %%r in the path for one file per process", gs__cfg.trace_path, (long)getpid());
-  else if (rc != 0)
+  else if (rc != 0) {
+    /* The stats JSON is written after this, so it counts the failure. */
+    gs__stat_fail(GS_FAIL_TRACE);
     gs__log(GS_LOG_ERROR, "could not write the trace GACTSHIM_TRACE=%s: %s", gs__cfg.trace_path, strerror(-rc));
+  }
 }
 
 void gs__tracewire_atfork_child(void) { gs__trace_atfork_child(); }

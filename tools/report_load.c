@@ -24,12 +24,16 @@ static int rp_grow(void **p, size_t *cap, size_t i, size_t sz) {
 
 typedef struct rp_caps {
   size_t samples, events, sites, mods;
+  size_t site_limit; /* site ids above it cannot be honest (see rp_add_site) */
 } rp_caps;
 
 static int rp_add_site(rp_trace *t, rp_caps *c, const gs_rec *r) {
   gs_rec_site s;
   gs__tracefmt_get(r, &s, sizeof(s));
-  if (s.id > (1u << 24)) return 0; /* nonsense id: ignore rather than allocate gigabytes */
+  /* The writer numbers sites densely from 1 and writes every one, so a buffer of n bytes names no
+   * id above the number of SITE records it can hold; a larger one is nonsense, and ignoring it
+   * keeps a hostile 16-byte record from making us allocate hundreds of megabytes. */
+  if (s.id > c->site_limit) return 0;
   size_t cap = c->sites;
   if (rp_grow((void **)&t->site_parent, &cap, s.id, sizeof(uint32_t)) != 0) return -ENOMEM;
   cap = c->sites;
@@ -137,7 +141,7 @@ int rp_load(rp_trace *t, const char *name, const uint8_t *buf, size_t len, char 
     return rc;
   }
   t->hdr = rd.hdr;
-  rp_caps caps = {0};
+  rp_caps caps = {.site_limit = len / (GS_REC_HDR_BYTES + sizeof(gs_rec_site))};
   gs_rec r;
   while ((rc = gs__tracefmt_next(&rd, &r)) == 1)
     if (rp_add(t, &caps, &r) != 0) {

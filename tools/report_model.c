@@ -119,13 +119,17 @@ static int rp_sites_at_peak(rp_trace *t) {
 /* Per-iteration peaks on the peak device, from the ITER boundaries. */
 static int rp_iterations(rp_trace *t) {
   size_t n = 0;
-  for (size_t i = 0; i < t->nevents; i++) n += t->events[i].type == GS_REC_ITER;
+  /* OOMs are counted here, before the return for a job without iterations (a program outside
+   * PyTorch, or one that fails before its first backward): those need the count most. */
+  for (size_t i = 0; i < t->nevents; i++) {
+    n += t->events[i].type == GS_REC_ITER;
+    t->ooms += t->events[i].type == GS_REC_OOM;
+  }
   if (!n) return 0;
   t->iters = calloc(n, sizeof(rp_iter));
   if (!t->iters) return -ENOMEM;
   for (size_t i = 0; i < t->nevents; i++) {
     const gs_event *e = &t->events[i];
-    if (e->type == GS_REC_OOM) t->ooms++;
     if (e->type != GS_REC_ITER) continue;
     if (t->niters) t->iters[t->niters - 1].t1 = e->t;
     t->iters[t->niters++] = (rp_iter){e->a, e->t, t->t_last > e->t ? t->t_last : e->t, 0};

@@ -98,6 +98,30 @@ API CUresult cuMemMap(CUdeviceptr p, size_t n, size_t off, CUmemHandle h, unsign
 }
 API CUresult cuMemUnmap(CUdeviceptr p, size_t n) { return (p && n) ? 0 : 1; }
 
+/* Modules and launches: nothing runs, but launches are counted so that tests can tell whether the
+ * shim launched anything (it must not on a capturing stream). */
+static int g_module, g_function;
+static int64_t g_launches;
+API int64_t gs_standin_launches(void) { return __atomic_load_n(&g_launches, __ATOMIC_RELAXED); }
+API CUresult cuModuleLoadData(void **mod, const void *image) { *mod = image ? &g_module : NULL; return image ? 0 : 1; }
+API CUresult cuModuleGetFunction(void **fn, void *mod, const char *name) {
+  *fn = &g_function;
+  return mod == &g_module && name ? 0 : 400;
+}
+API CUresult cuDeviceGetAttribute(int *v, int attr, int dev) { *v = 4; return attr >= 0 && dev >= 0 ? 0 : 1; }
+API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                            unsigned bz, unsigned shared, CUstream s, void **params, void **extra) {
+  (void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shared, (void)s, (void)params, (void)extra;
+  __atomic_add_fetch(&g_launches, 1, __ATOMIC_RELAXED);
+  return fn == &g_function ? 0 : 400;
+}
+
+/* Stream capture: the stream GS_STANDIN_CAPTURING_STREAM is "capturing a graph", others are not. */
+API CUresult cuStreamIsCapturing(CUstream s, int *status) {
+  *status = s == GS_STANDIN_CAPTURING_STREAM ? 1 : 0; /* CU_STREAM_CAPTURE_STATUS_ACTIVE : NONE */
+  return 0;
+}
+
 /* A cu-prefixed name that is not a driver function (as cudnn's are): must pass untouched. */
 API int cudnnGetVersion(void) { return 90000; }
 
@@ -164,7 +188,8 @@ static const struct { const char *name; void *fn; } g_exports[] = {
   A(cuMemAllocFromPoolAsync), A(cuMemAllocFromPoolAsync_ptsz), A(cuMemFreeAsync), A(cuMemFreeAsync_ptsz),
   A(cuMemHostAlloc), A(cuMemAllocHost_v2), A(cuMemFreeHost), A(cuMemCreate), A(cuMemRelease),
   A(cuMemAddressReserve), A(cuMemAddressFree), A(cuMemMap), A(cuMemUnmap), A(cudnnGetVersion),
-  A(cuGetProcAddress), A(cuGetProcAddress_v2),
+  A(cuGetProcAddress), A(cuGetProcAddress_v2), A(cuStreamIsCapturing), A(cuModuleLoadData),
+  A(cuModuleGetFunction), A(cuDeviceGetAttribute), A(cuLaunchKernel),
 };
 
 API void *gs_standin_address(const char *name) {

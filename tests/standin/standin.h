@@ -8,7 +8,13 @@
  * dlsym, which the shim hooks), or NULL. */
 void *gs_standin_address(const char *name);
 
+/* The one stream that cuStreamIsCapturing reports as capturing a CUDA graph. */
+#define GS_STANDIN_CAPTURING_STREAM ((void *)(uintptr_t)0xca97)
+
 /* Allocations the stand-in driver currently holds (device, managed, pinned, VMM handles). */
 int64_t gs_standin_outstanding(void);
+
+/* Kernels launched so far (cuLaunchKernel is counted, nothing runs). */
+int64_t gs_standin_launches(void);
 
 #endif
