@@ -143,7 +143,10 @@ static void rp_section(FILE *f, rp_trace *t) {
   char b[32];
   fprintf(f, "<h2>");
   rp_esc(f, t->name);
-  fprintf(f, " &mdash; rank %d, pid %llu</h2>\n", t->hdr.rank, (unsigned long long)t->hdr.pid);
+  if (t->hdr.rank >= 0) /* -1: the job set no RANK/LOCAL_RANK */
+    fprintf(f, " &mdash; rank %d, pid %llu</h2>\n", t->hdr.rank, (unsigned long long)t->hdr.pid);
+  else
+    fprintf(f, " &mdash; pid %llu</h2>\n", (unsigned long long)t->hdr.pid);
   char dev[16];
   if (t->peak_dev == GS_DEVICE_HOST) snprintf(dev, sizeof(dev), "host");
   else snprintf(dev, sizeof(dev), "cuda:%d", t->peak_dev);
