@@ -4,6 +4,7 @@
 #include "testdata.h"
 
 #include <check.h>
+#include "../check_run.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -382,9 +383,5 @@ int main(void) {
   tcase_add_test(tc, test_threads_identical);
   tcase_add_test(tc, test_key_changes_bytes);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return gs_check_run(s);
 }

@@ -2,6 +2,7 @@
 #include "allocate.h"
 
 #include <check.h>
+#include "../check_run.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -286,9 +287,5 @@ static Suite *alloc_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(alloc_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return gs_check_run(alloc_suite());
 }

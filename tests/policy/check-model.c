@@ -2,6 +2,7 @@
 #include "allocate.h"
 
 #include <check.h>
+#include "../check_run.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -106,9 +107,5 @@ static Suite *model_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(model_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return gs_check_run(model_suite());
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <check.h>
+#include "../check_run.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -244,9 +245,5 @@ int main(void) {
   tcase_add_test(tc, unknown_name);
   tcase_add_test(tc, byte_parser);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return gs_check_run(s);
 }

@@ -3,6 +3,7 @@
 #include "stats.h"
 
 #include <check.h>
+#include "../check_run.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -194,9 +195,5 @@ int main(void) {
   tcase_add_test(tc, reset_drops_everything);
   tcase_add_test(tc, concurrent_insert_remove);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return gs_check_run(s);
 }

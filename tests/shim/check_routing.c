@@ -3,6 +3,7 @@
 #include "standin.h"
 
 #include <check.h>
+#include "../check_run.h"
 #include <stdbool.h>
 #include <dlfcn.h>
 #include <string.h>
@@ -169,9 +170,5 @@ int main(void) {
   tcase_add_test(tc, wrappers_call_the_driver);
   tcase_add_test(tc, rtld_next_is_relative_to_the_caller);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return gs_check_run(s);
 }

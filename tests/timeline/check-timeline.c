@@ -9,6 +9,7 @@
 #include "tracesink.h"
 
 #include <check.h>
+#include "../check_run.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -574,9 +575,5 @@ static Suite *timeline_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(timeline_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return gs_check_run(timeline_suite());
 }
