@@ -161,20 +161,29 @@ def bench(args):
     return res
 
 
+def train_losses(opt, steps, step_loss):
+    """Runs `steps` optimizer steps on step_loss() and returns the per-step losses."""
+    losses = []
+    for _ in range(steps):
+        loss = step_loss()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss))
+    return losses
+
+
 def converge_digits(args):
     torch.manual_seed(args.seed)
     (xtr, ytr), (xte, yte) = models.digits_data(args.device)
     model = models.DigitsCNN().to(args.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(args.seed)
-    losses = []
-    for _ in range(args.steps):
+    def step_loss():
         idx = torch.randint(0, len(ytr), (64,), generator=g).to(args.device)
-        loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        return F.cross_entropy(model(xtr[idx]), ytr[idx])
+
+    losses = train_losses(opt, args.steps, step_loss)
     model.eval()
     with torch.no_grad():
         logits = model(xte)
@@ -202,13 +211,8 @@ def converge_chars(args):
         logits = model(chunk[:, :-1])
         return F.cross_entropy(logits.reshape(-1, 256), chunk[:, 1:].reshape(-1))
 
-    losses = []
-    for _ in range(args.steps):
-        loss = loss_at(train, torch.randint(0, len(train) - seq - 1, (batch,), generator=g))
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+    losses = train_losses(
+        opt, args.steps, lambda: loss_at(train, torch.randint(0, len(train) - seq - 1, (batch,), generator=g)))
     model.eval()
     with torch.no_grad():
         starts = torch.linspace(0, len(held) - seq - 2, 32 if tiny else 256).long()
