@@ -20,7 +20,7 @@ extern "C" {
 
 /* Every function returns 0 on success or a negative errno; none aborts the process. */
 
-/* Element types the codec accepts. The numeric values are part of the format (kernels/FORMAT.md). */
+/* Element types the codec accepts. The numeric values are part of the format (docs/codec-format.md). */
 typedef enum gs_dtype {
   GS_DTYPE_F32 = 0,
   GS_DTYPE_F16 = 1,
@@ -39,7 +39,7 @@ typedef struct gs_codec_params {
 } gs_codec_params;
 
 /* Bytes the compressed form of p takes, header included (exactly what compress writes; layout in
- * kernels/FORMAT.md); 0 if p is invalid. */
+ * docs/codec-format.md); 0 if p is invalid. */
 GS_API size_t gs_codec_size(const gs_codec_params *p);
 
 /* 0 if p is valid, else -EINVAL. */

@@ -1,5 +1,5 @@
 /* allocate.c: greedy bit allocation under an average-bits or a peak-memory budget. */
-#include "allocate.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* lifetime.c: which saved tensors the iteration's memory peak needs compressed, and no others. */
-#include "plan.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -81,7 +81,7 @@ static int gs__by_lifetime(const void *a, const void *b, void *ctx) {
  * compressing all of them would give (T) at every moment it is alive; compresses the rest. The
  * modelled peak therefore equals compress-everything's, and the longest-lived tensors — alive
  * across the peak — are the ones compressed. */
-static void gs__select(gs_plan_iter *it, gs__seg *t, int64_t *head, uint64_t *saving, uint32_t *order) {
+static void gs__select(const gs_policy_config *c, gs_plan_iter *it, gs__seg *t, int64_t *head, uint64_t *saving, uint32_t *order) {
   uint64_t peak = gs__plan_curve(it, saving, (uint64_t *)head);
   for (uint32_t e = 0; e < it->nev; e++) head[e] = (int64_t)(peak - (uint64_t)head[e]);
   gs__seg_build(t, 1, 0, it->nev, head);
@@ -95,12 +95,12 @@ static void gs__select(gs_plan_iter *it, gs__seg *t, int64_t *head, uint64_t *sa
     int64_t room = end > s->pack_ev ? gs__seg_apply(t, 1, 0, it->nev, s->pack_ev, end, 0) : INT64_MAX;
     bool keep = room >= (int64_t)saving[order[i]];
     if (keep && end > s->pack_ev) gs__seg_apply(t, 1, 0, it->nev, s->pack_ev, end, -(int64_t)saving[order[i]]);
-    s->next_bits = keep ? 0 : (uint8_t)gs__plan_fixed_bits(s);
+    s->next_bits = keep ? 0 : (uint8_t)gs__plan_fixed_bits(c, s);
     s->next_reason = keep ? GS_REASON_NOT_AT_PEAK : GS_REASON_AT_PEAK;
   }
 }
 
-int gs__lifetime_select(gs_plan_iter *it) {
+int gs__lifetime_select(const gs_policy_config *c, gs_plan_iter *it) {
   if (it->nev == 0) return 0;
   gs__seg t = {malloc(4 * (size_t)it->nev * sizeof(int64_t)), malloc(4 * (size_t)it->nev * sizeof(int64_t)), it->nev};
   int64_t *head = malloc((size_t)it->nev * sizeof(*head));
@@ -110,10 +110,10 @@ int gs__lifetime_select(gs_plan_iter *it) {
   if (rc == 0) {
     for (uint32_t k = 0; k < it->n; k++) {
       const gs_plan_slot *s = &it->slots[k];
-      uint64_t b = s->candidate ? gs__plan_slot_bytes(s, gs__plan_fixed_bits(s)) : s->bytes;
+      uint64_t b = s->candidate ? gs__plan_slot_bytes(c, s, gs__plan_fixed_bits(c, s)) : s->bytes;
       saving[k] = s->bytes > b ? s->bytes - b : 0;
     }
-    gs__select(it, &t, head, saving, order);
+    gs__select(c, it, &t, head, saving, order);
   }
   free(t.mn);
   free(t.lz);

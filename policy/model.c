@@ -1,5 +1,5 @@
 /* model.c: the cost models the allocators weigh: compressed bytes and added gradient variance. */
-#include "allocate.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,9 +1,5 @@
 /* plan.c: per-iteration records of saved tensors, identity matching, and the plan dispatch. */
-#include "plan.h"
-
-#include "config.h"
-#include "stats.h"
-#include "tracefmt.h"
+#include "policy.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,15 +15,11 @@ static gs_plan_iter gs__cache[GS_PLAN_CACHE];
 static int gs__last = -1;  /* cache index of the last completed iteration */
 static int gs__match = -1; /* cache index of the plan the current iteration follows */
 static uint64_t gs__stamp;
+/* The configuration the plans follow (gs__plan_configure), under the same rules. */
+static gs_policy_config gs__pc = {.kind = GS_POLICY_FIXED, .bits = 4, .group = 256, .adapt_every = 50};
 
 /* How fast probed sensitivities move: a probe every GACTSHIM_ADAPT_EVERY iterations weighs 30 %. */
 #define GS__SENS_ALPHA 0.3
-
-static const char *const gs__reason_names[GS_REASON__COUNT] = GS_PLAN_REASON_NAMES;
-
-const char *gs__plan_reason_name(unsigned r) {
-  return r < GS_REASON__COUNT ? gs__reason_names[r] : "unknown";
-}
 
 static uint64_t gs__mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -56,9 +48,9 @@ static int gs__grow(void **p, uint32_t *cap, uint32_t need, size_t elem) {
 }
 
 bool gs__plan_probing(uint64_t it) {
-  if (gs__cfg.policy != GS_POLICY_ADAPTIVE && gs__cfg.policy != GS_POLICY_BUDGET) return false;
+  if (gs__pc.kind != GS_POLICY_ADAPTIVE && gs__pc.kind != GS_POLICY_BUDGET) return false;
   /* The first iterations (random weights move fast), then on the schedule. */
-  return it < 3 || it % gs__cfg.adapt_every == 0;
+  return it < 3 || it % (gs__pc.adapt_every ? gs__pc.adapt_every : 1) == 0;
 }
 
 const gs_plan_iter *gs__plan_last(void) { return gs__last >= 0 ? &gs__cache[gs__last] : NULL; }
@@ -104,11 +96,11 @@ static void gs__make_plan(gs_plan_iter *it) {
   }
   gs__lifetime_analyze(it);
   /* The budget policy weighs lifetimes itself (only what is alive at its peaks can help). */
-  if (gs__cfg.select == GS_SELECT_LIFETIME && gs__cfg.policy != GS_POLICY_BUDGET)
-    gs__lifetime_select(it);
+  if (gs__pc.select == GS_SELECT_LIFETIME && gs__pc.kind != GS_POLICY_BUDGET)
+    gs__lifetime_select(&gs__pc, it);
   uint64_t est;
-  if (gs__cfg.policy == GS_POLICY_ADAPTIVE) gs__adaptive_plan(it);
-  else if (gs__cfg.policy == GS_POLICY_BUDGET) gs__budget_plan(it, gs__cfg.budget, &est);
+  if (gs__pc.kind == GS_POLICY_ADAPTIVE) gs__adaptive_plan(&gs__pc, it);
+  else if (gs__pc.kind == GS_POLICY_BUDGET) gs__budget_plan(&gs__pc, it, &est);
 }
 
 /* Puts the completed iteration into the cache (replacing the plan of the same shape, else the
@@ -135,6 +127,13 @@ static void gs__store(void) {
   gs__cur = spare;
 }
 
+void gs__plan_configure(const gs_policy_config *c) {
+  gs__pc = *c;
+  for (int i = 0; i < GS_PLAN_CACHE; i++) gs__cache[i].valid = false;
+  gs__cur.n = gs__cur.nev = 0;
+  gs__last = gs__match = -1;
+}
+
 void gs__plan_begin(uint64_t it, uint64_t now_ns) {
   if (gs__cur.n > 0) {
     gs__carry_sensitivity(&gs__cur);
@@ -154,9 +153,9 @@ void gs__plan_begin(uint64_t it, uint64_t now_ns) {
 /* --- the current iteration ----------------------------------------------------------------- */
 
 gs_policy_decision gs__plan_decide(const gs_policy_desc *d, gs_plan_reason *reason) {
-  gs_policy_decision base = gs_policy_decide(d);
+  gs_policy_decision base = gs_policy_decide(&gs__pc, d);
   *reason = base.bits ? GS_REASON_FIXED : GS_REASON_SKIPPED;
-  bool planned = gs__cfg.policy != GS_POLICY_FIXED || gs__cfg.select == GS_SELECT_LIFETIME;
+  bool planned = gs__pc.kind != GS_POLICY_FIXED || gs__pc.select == GS_SELECT_LIFETIME;
   if (base.bits == 0 || d->dtype == GS_DTYPE_BOOL || !planned) return base;
   const gs_plan_iter *p = d->index == gs__cur.n ? gs__find(d->index, gs__prefix(&gs__cur, d->index, d)) : NULL;
   if (p == NULL) {
@@ -165,7 +164,7 @@ gs_policy_decision gs__plan_decide(const gs_policy_desc *d, gs_plan_reason *reas
   }
   const gs_plan_slot *s = &p->slots[d->index];
   *reason = (gs_plan_reason)s->next_reason;
-  gs_policy_decision out = {s->next_bits, GS_SKIP_POLICY};
+  gs_policy_decision out = {s->next_bits, GS_KEEP_POLICY};
   return out;
 }
 
@@ -239,10 +238,10 @@ double gs__plan_mean_c(const gs_plan_iter *it) {
 }
 
 /* A ReLU output compressed keeps a 1-bit sign mask besides its data (shim/engine.c). */
-uint64_t gs__plan_slot_bytes(const gs_plan_slot *s, unsigned bits) {
+uint64_t gs__plan_slot_bytes(const gs_policy_config *c, const gs_plan_slot *s, unsigned bits) {
   if (bits == GS_ALLOC_KEEP) return s->bytes;
-  uint64_t b = gs__alloc_bytes(s->numel, gs__cfg.group, s->dtype == GS_DTYPE_F32 ? 32 : 16, bits);
-  return b + (s->relu ? gs__alloc_bytes(s->numel, gs__cfg.group, 8, 1) : 0);
+  uint64_t b = gs__alloc_bytes(s->numel, c->group, s->dtype == GS_DTYPE_F32 ? 32 : 16, bits);
+  return b + (s->relu ? gs__alloc_bytes(s->numel, c->group, 8, 1) : 0);
 }
 
 uint64_t gs__plan_curve(const gs_plan_iter *it, const uint64_t *saving, uint64_t *curve) {
@@ -258,15 +257,16 @@ uint64_t gs__plan_curve(const gs_plan_iter *it, const uint64_t *saving, uint64_t
   return peak;
 }
 
-unsigned gs__plan_fixed_bits(const gs_plan_slot *s) {
-  unsigned b = gs__cfg.bits;
+unsigned gs__plan_fixed_bits(const gs_policy_config *c, const gs_plan_slot *s) {
+  unsigned b = c->bits;
   return s->sensitive && b < GS_POLICY_SENSITIVE_BITS ? GS_POLICY_SENSITIVE_BITS : b;
 }
 
-void gs__plan_item(const gs_plan_slot *s, double c_default, gs_alloc_item *out) {
+void gs__plan_item(const gs_policy_config *c, const gs_plan_slot *s, double c_default,
+                   gs_alloc_item *out) {
   memset(out, 0, sizeof(*out));
   out->numel = s->numel;
-  out->group = gs__cfg.group;
+  out->group = c->group;
   out->keep_bits = s->dtype == GS_DTYPE_F32 ? 32 : 16;
   /* Unprobed ranges: the whole tensor's scale is unknown, so every element weighs alike. */
   double range = s->range_term > 0 ? s->range_term : (double)s->numel;
@@ -276,36 +276,4 @@ void gs__plan_item(const gs_plan_slot *s, double c_default, gs_alloc_item *out) 
   out->min_bits = s->sensitive && GS_POLICY_SENSITIVE_BITS ? GS_POLICY_SENSITIVE_BITS : 1;
   out->max_bits = 8;
   out->alive_at_peak = s->alive_at_peak;
-}
-
-/* --- stats ----------------------------------------------------------------------------------- */
-
-static const char *gs__dtype_name(int dt) {
-  static const char *const names[] = {"float32", "float16", "bfloat16", "bool"};
-  return dt >= 0 && dt < 4 ? names[dt] : "other";
-}
-
-static void gs__slot_json(const gs_plan_slot *s, uint32_t k, char *buf, size_t len, size_t *off) {
-  gs__json_append(buf, len, off, "%s{\"index\":%u,\"shape\":[", k ? "," : "", k);
-  for (int i = 0; i < s->ndim; i++) gs__json_append(buf, len, off, "%s%lld", i ? "," : "", (long long)s->shape[i]);
-  gs__json_append(buf, len, off,
-          "],\"dtype\":\"%s\",\"bits\":%u,\"bytes\":%llu,\"full_bytes\":%llu,\"reason\":\"%s\","
-          "\"skip\":\"%s\",\"alive_at_peak\":%s,\"pack_us\":%llu,\"unpack_us\":%llu,"
-          "\"next_bits\":%u,\"next_reason\":\"%s\"}",
-          gs__dtype_name(s->dtype), s->bits, (unsigned long long)s->held,
-          (unsigned long long)s->bytes, gs__plan_reason_name(s->reason),
-          s->reason == GS_REASON_SKIPPED ? gs__skip_name((gs_skip_reason)s->skip) : "",
-          s->alive_at_peak ? "true" : "false", (unsigned long long)(s->pack_ns / 1000),
-          (unsigned long long)(s->unpack_ns / 1000), s->next_bits,
-          gs__plan_reason_name(s->next_reason));
-}
-
-bool gs__plan_json(char *buf, size_t len, size_t *off, size_t max) {
-  const gs_plan_iter *it = gs__plan_last();
-  gs__json_append(buf, len, off, "\"per_tensor\":[");
-  uint32_t n = it ? it->n : 0;
-  for (uint32_t k = 0; k < n && k < max; k++) gs__slot_json(&it->slots[k], k, buf, len, off);
-  return gs__json_append(buf, len, off, "],\"per_tensor_count\":%u,\"plan\":{\"iteration\":%lld,"
-                 "\"peak_equiv_bytes\":%llu,\"events\":%u}", n, it ? (long long)it->iteration : -1LL,
-                 it ? (unsigned long long)it->peak_equiv : 0ULL, it ? it->nev : 0);
 }

@@ -1,8 +1,6 @@
 /* report.c: gactshim-report — terminal, HTML and Perfetto reports from traces or a live job. */
 #include "report.h"
 
-#include "control.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 #ifndef GS_REPORT_H
 #define GS_REPORT_H
 
-#include "tracefmt.h"
+#include "format.h"
 
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /* check-allocate.c: the average-bits and budget allocators on hand-checked and random cases. */
-#include "allocate.h"
+#include "policy.h"
 
 #include <check.h>
 #include "../check_run.h"

@@ -1,5 +1,5 @@
 /* check-model.c: the size model and the sensitivity estimate against hand-computed values. */
-#include "allocate.h"
+#include "policy.h"
 
 #include <check.h>
 #include "../check_run.h"

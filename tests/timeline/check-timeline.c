@@ -1,12 +1,6 @@
 /* check-timeline.c: unit tests of the memory timeline — tree, ring, format, bounds, socket. */
-#include "callsite.h"
-#include "config.h"
-#include "control.h"
-#include "cuptirec.h"
 #include "report.h"
-#include "ring.h"
-#include "trace.h"
-#include "tracesink.h"
+#include "timeline.h"
 
 #include <check.h>
 #include "../check_run.h"

@@ -1,5 +1,5 @@
 /* trace-demo.c: a stand-in training loop that drives the recorder directly (no CUDA, no torch). */
-#include "trace.h"
+#include "timeline.h"
 
 #include <stdio.h>
 #include <stdlib.h>

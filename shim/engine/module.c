@@ -1,0 +1,159 @@
+/* module.c: the `_gactshim` Python module exported by libgactshim.so (install, hooks, stats). */
+#include "engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* PyTorch's saved-tensor hooks are thread-local: each thread pushes ours once (ensure_hooks). */
+static __thread bool gs__thread_has_hooks;
+
+/* The module object, whose pack/unpack functions are pushed. Global because new threads push them
+ * again later; set once by PyInit under the GIL. */
+static PyObject *gs__module;
+
+static int gs__push_hooks(void) {
+  if (gs__thread_has_hooks) return 0;
+  PyObject *pack = gs__py.PyObject_GetAttrString(gs__module, "pack");
+  PyObject *unpack = pack ? gs__py.PyObject_GetAttrString(gs__module, "unpack") : NULL;
+  PyObject *args = unpack ? gs__py.PyTuple_New(2) : NULL;
+  if (args == NULL) {
+    if (pack) gs__py.Py_DecRef(pack);
+    if (unpack) gs__py.Py_DecRef(unpack);
+    return -1;
+  }
+  gs__py.PyTuple_SetItem(args, 0, pack);
+  gs__py.PyTuple_SetItem(args, 1, unpack);
+  PyObject *r = gs__py.PyObject_CallObject(gs__torch.push_hooks, args);
+  gs__py.Py_DecRef(args);
+  if (r == NULL) return -1;
+  gs__py.Py_DecRef(r);
+  gs__thread_has_hooks = true;
+  return 0;
+}
+
+/* install(torch): called by the bootstrap once `import torch` finished, in the importing thread. */
+static PyObject *gs__m_install(PyObject *self, PyObject *torch) {
+  if (!gs__active()) return gs__py_none(); /* GACTSHIM_DISABLE, or loaded without the constructor */
+  if (gs__torch.torch == NULL) {
+    if (gs__torch_load(torch) != 0) return NULL;
+    gs__planwire_configure();
+  }
+  if (gs__push_hooks() != 0) return NULL;
+  return gs__py_none();
+}
+
+/* ensure_hooks(): pushes the hooks in the calling thread if it has none (new threads). */
+static PyObject *gs__m_ensure_hooks(PyObject *self, PyObject *unused) {
+  if (!gs__active() || gs__torch.torch == NULL) return gs__py_none();
+  if (gs__push_hooks() != 0) return NULL;
+  return gs__py_none();
+}
+
+static PyObject *gs__m_set_seed(PyObject *self, PyObject *arg) {
+  unsigned long long s = gs__py.PyLong_AsUnsignedLongLongMask(arg);
+  if (gs__py.PyErr_Occurred()) return NULL;
+  gs__engine_set_seed(s);
+  return gs__py_none();
+}
+
+/* set_probe((probe, collect)): the bootstrap's sensitivity probes (gactshim_probe.py). */
+static PyObject *gs__m_set_probe(PyObject *self, PyObject *pair) {
+  if (gs__py.PyTuple_Size(pair) != 2) {
+    gs__py.PyErr_SetString(gs__py.exc_type, "set_probe expects a (probe, collect) tuple");
+    return NULL;
+  }
+  gs__probe_set(gs__py.PyTuple_GetItem(pair, 0), gs__py.PyTuple_GetItem(pair, 1));
+  return gs__py_none();
+}
+
+/* plan_json() -> str: the last completed iteration's per-tensor decisions, as in the stats JSON. */
+static PyObject *gs__m_plan_json(PyObject *self, PyObject *unused) {
+  size_t len = 1u << 20, off = 1;
+  char *buf = malloc(len);
+  if (buf == NULL) return NULL;
+  buf[0] = '{';
+  bool ok = gs__engine_plan_json(buf, len - 1, &off, 4096);
+  PyObject *s = NULL;
+  if (ok) {
+    buf[off++] = '}';
+    buf[off] = '\0';
+    s = gs__py.PyUnicode_FromString(buf);
+  } else {
+    gs__py.PyErr_SetString(gs__py.exc_runtime, "gactshim: plan too large for plan_json()");
+  }
+  free(buf);
+  return s;
+}
+
+static int gs__dict_u64(PyObject *d, const char *key, uint64_t v) {
+  PyObject *o = gs__py.PyLong_FromUnsignedLongLong(v);
+  if (o == NULL) return -1;
+  int rc = gs__py.PyDict_SetItemString(d, key, o);
+  gs__py.Py_DecRef(o);
+  return rc;
+}
+
+#define GS__LOAD(f) __atomic_load_n(&gs__stats.f, __ATOMIC_RELAXED)
+
+static int gs__fill_stats(PyObject *d, PyObject *skipped) {
+  int rc = 0;
+  rc |= gs__dict_u64(d, "packed", GS__LOAD(packed));
+  rc |= gs__dict_u64(d, "compressed", GS__LOAD(compressed));
+  rc |= gs__dict_u64(d, "unpacked", GS__LOAD(unpacked));
+  rc |= gs__dict_u64(d, "bytes_original", GS__LOAD(bytes_original));
+  rc |= gs__dict_u64(d, "bytes_compressed", GS__LOAD(bytes_compressed));
+  rc |= gs__dict_u64(d, "codec_ns", GS__LOAD(codec_ns));
+  rc |= gs__dict_u64(d, "iteration", gs__engine_iteration());
+  rc |= gs__dict_u64(d, "host_saved_bytes", gs__registry_live_bytes(GS_DEVICE_HOST));
+  rc |= gs__dict_u64(d, "host_saved_bytes_peak", gs__registry_peak_bytes(GS_DEVICE_HOST));
+  rc |= gs__dict_u64(d, "gpu_compressed_bytes", gs__handle_gpu_bytes(GS_CAT_COMPRESSED));
+  rc |= gs__dict_u64(d, "gpu_activation_bytes", gs__handle_gpu_bytes(GS_CAT_ACTIVATION));
+  for (int r = 0; r < GS_SKIP__COUNT; r++)
+    rc |= gs__dict_u64(skipped, gs__skip_name((gs_skip_reason)r), GS__LOAD(skipped[r]));
+  return rc | gs__py.PyDict_SetItemString(d, "skipped", skipped);
+}
+
+/* stats() -> dict: the counters of the GACTSHIM_STATS JSON, now (tests, examples). */
+static PyObject *gs__m_stats(PyObject *self, PyObject *unused) {
+  PyObject *d = gs__py.PyDict_New();
+  PyObject *skipped = d ? gs__py.PyDict_New() : NULL;
+  int rc = skipped ? gs__fill_stats(d, skipped) : -1;
+  if (skipped) gs__py.Py_DecRef(skipped);
+  if (rc == 0) return d;
+  if (d) gs__py.Py_DecRef(d);
+  return NULL;
+}
+
+static PyMethodDef gs__methods[] = {
+  {"install", gs__m_install, GS_METH_O, "install(torch): push the saved-tensor hooks"},
+  {"ensure_hooks", gs__m_ensure_hooks, GS_METH_NOARGS, "push the hooks in this thread if missing"},
+  {"pack", gs__pack, GS_METH_O, "pack hook: tensor -> handle"},
+  {"unpack", gs__unpack, GS_METH_O, "unpack hook: handle -> tensor"},
+  {"set_seed", gs__m_set_seed, GS_METH_O, "set the stochastic-rounding seed of later packs"},
+  {"stats", gs__m_stats, GS_METH_NOARGS, "current counters as a dict"},
+  {"set_probe", gs__m_set_probe, GS_METH_O, "set_probe((probe, collect)): sensitivity probes"},
+  {"plan_json", gs__m_plan_json, GS_METH_NOARGS, "the last iteration's per-tensor decisions (JSON)"},
+  {NULL, NULL, 0, NULL},
+};
+
+/* Module definitions must outlive the module: static storage, as CPython expects. */
+static PyModuleDef gs__moduledef = {
+  .m_base_head = {1, NULL},
+  .m_name = "_gactshim",
+  .m_doc = "gactshim engine: saved-tensor compression hooks",
+  .m_size = -1,
+  .m_methods = gs__methods,
+};
+
+GS_API PyObject *PyInit__gactshim(void);
+
+GS_API PyObject *PyInit__gactshim(void) {
+  if (gs__pyapi_load() != 0) return NULL;
+  if (gs__module) {
+    gs__py.Py_IncRef(gs__module);
+    return gs__module;
+  }
+  gs__module = gs__py.PyModule_Create2(&gs__moduledef, GS_PYTHON_ABI_VERSION);
+  if (gs__module) gs__py.Py_IncRef(gs__module); /* the global keeps its own reference */
+  return gs__module;
+}
