@@ -28,6 +28,11 @@ typedef enum gs_dtype {
   GS_DTYPE_BOOL = 3, /* lossless 1-bit path */
 } gs_dtype;
 
+/* Bytes per element of a dtype (bool: one byte per element before compression). */
+static inline unsigned gs_dtype_bytes(gs_dtype d) {
+  return d == GS_DTYPE_F32 ? 4u : d == GS_DTYPE_BOOL ? 1u : 2u;
+}
+
 /* What to compress and how. */
 typedef struct gs_codec_params {
   uint64_t n;         /* number of elements, 0..2^48 (0: a header-only buffer) */

@@ -240,7 +240,7 @@ double gs__plan_mean_c(const gs_plan_iter *it) {
 /* A ReLU output compressed keeps a 1-bit sign mask besides its data (shim/engine.c). */
 uint64_t gs__plan_slot_bytes(const gs_policy_config *c, const gs_plan_slot *s, unsigned bits) {
   if (bits == GS_ALLOC_KEEP) return s->bytes;
-  uint64_t b = gs__alloc_bytes(s->numel, c->group, s->dtype == GS_DTYPE_F32 ? 32 : 16, bits);
+  uint64_t b = gs__alloc_bytes(s->numel, c->group, 8 * gs_dtype_bytes((gs_dtype)s->dtype), bits);
   return b + (s->relu ? gs__alloc_bytes(s->numel, c->group, 8, 1) : 0);
 }
 
@@ -267,7 +267,7 @@ void gs__plan_item(const gs_policy_config *c, const gs_plan_slot *s, double c_de
   memset(out, 0, sizeof(*out));
   out->numel = s->numel;
   out->group = c->group;
-  out->keep_bits = s->dtype == GS_DTYPE_F32 ? 32 : 16;
+  out->keep_bits = (uint8_t)(8 * gs_dtype_bytes((gs_dtype)s->dtype));
   /* Unprobed ranges: the whole tensor's scale is unknown, so every element weighs alike. */
   double range = s->range_term > 0 ? s->range_term : (double)s->numel;
   out->sens = gs__sens_of(s->c.n > 0 ? s->c.c : c_default, range);

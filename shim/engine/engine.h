@@ -164,6 +164,9 @@ int gs__get_i64(PyObject *obj, PyObject *name, bool call, int64_t *out);
 /* The raw CUstream current on CUDA device dev (0 when it cannot be found). */
 uint64_t gs__torch_current_stream(int dev);
 
+/* t.data_ptr(): the address of t's first element (0 with a Python error set on failure). */
+uint64_t gs__torch_data_ptr(PyObject *t);
+
 
 /* ---- handles: what pack returns (handle.c) ----------------------------------------------- */
 
@@ -217,7 +220,67 @@ PyObject *gs__handle_find(PyObject *src, int64_t version);
 uint64_t gs__handle_gpu_bytes(gs_category cat);
 
 
-/* ---- pack (pack.c), unpack (unpack.c), producers (producer.c) ---------------------------- */
+/* ---- pack: read the facts (facts.c), decide, encode (encode.c), wrap (handle.c) ----------- */
+
+/* What is known about the op that produced a saved tensor. */
+#define GS_PRODUCER_SENSITIVE 1u /* softmax / log-softmax output */
+#define GS_PRODUCER_RELU 2u      /* ReLU output: its backward reads only the sign */
+
+#define GS_FACTS_MAX_DIMS 16
+
+/* Everything pack needs to know about a saved tensor, read from Python once (gs__facts_read);
+ * the decision is then made on these plain facts alone, so a test can make them by hand. */
+typedef struct gs_tensor_facts {
+  int64_t version;      /* t._version at pack */
+  bool param;           /* a parameter, or a view of one: nothing below is read */
+  bool strided;         /* torch.strided and not meta */
+  int dtype;            /* gs_dtype, or GS_POLICY_DTYPE_OTHER */
+  bool too_many_dims;   /* more than GS_FACTS_MAX_DIMS: kept, geometry not read */
+  int ndim;
+  int64_t shape[GS_FACTS_MAX_DIMS];
+  int64_t stride[GS_FACTS_MAX_DIMS];
+  uint64_t numel, bytes;
+  bool contiguous;      /* row-major contiguous */
+  bool dense;           /* dense and non-overlapping: its memory span is numel elements */
+  int device;           /* CUDA device index, or -1 for the CPU */
+  uint64_t data_ptr;
+  unsigned producer_flags; /* GS_PRODUCER_* */
+  PyObject *producer;   /* borrowed: the grad_fn's type, or NULL for leaves */
+  int64_t output_nr;
+  PyObject *size_obj;   /* owned: t.shape, to restore it */
+  PyObject *stride_obj; /* owned: t.stride() */
+} gs_tensor_facts;
+
+/* Fills f (which holds t's version already) from t: 0, or -1 with a Python error set (f then
+ * holds what was read). Stops early once the facts decide the tensor is kept. */
+int gs__facts_read(PyObject *t, gs_tensor_facts *f);
+void gs__facts_release(gs_tensor_facts *f);
+/* numel, bytes, contiguous and dense from ndim, shape, stride and dtype. Pure. */
+void gs__facts_geometry(gs_tensor_facts *f);
+/* The reason f is kept before the policy is asked (*kept true), else *kept false. Pure. */
+gs_skip_reason gs__facts_kept_before_policy(const gs_tensor_facts *f, bool *kept);
+/* What the policy and the plans are told of f (shape points into f). */
+gs_policy_desc gs__facts_desc(const gs_tensor_facts *f, uint64_t iteration, uint32_t index);
+
+/* What pack does with a tensor. */
+typedef struct gs_pack_choice {
+  unsigned bits;         /* 1..8: compress; 0: keep, for `skip` */
+  gs_skip_reason skip;
+  gs_plan_reason reason; /* for the plans and the trace */
+  bool candidate;        /* the policy chose among the tensors it may compress */
+  bool probe;            /* measure its sensitivity first (adaptive and budget policies) */
+} gs_pack_choice;
+
+/* The decision for tensor `index` of `iteration` from its facts: the keep rules, then the policy
+ * and the plans. No Python call. */
+gs_pack_choice gs__facts_decide(const gs_tensor_facts *f, uint64_t iteration, uint32_t index);
+
+/* A compressed handle for t at bits, or NULL with *why set (the tensor is then kept). */
+PyObject *gs__compress(PyObject *t, const gs_tensor_facts *f, unsigned bits, gs_skip_reason *why);
+/* A handle keeping t exact (counted under why); never fails (the last resort returns t). */
+PyObject *gs__keep(PyObject *t, const gs_tensor_facts *f, gs_skip_reason why);
+/* Clears the pending Python error, warns once, sets *why to GS_SKIP_ERROR. */
+void gs__note_error(gs_skip_reason *why);
 
 /* pack(tensor) -> handle. Never raises: whatever fails, the tensor is kept exact (fail-open). */
 PyObject *gs__pack(PyObject *self, PyObject *tensor);
@@ -236,14 +299,9 @@ void gs__engine_set_seed(uint64_t seed);
 /* Restores a compressed handle into a new tensor (unpack.c). NULL with a Python error set. */
 PyObject *gs__decompress(gs_handle *h);
 
-/* What is known about the op that produced a saved tensor. */
-#define GS_PRODUCER_SENSITIVE 1u /* softmax / log-softmax output */
-#define GS_PRODUCER_RELU 2u      /* ReLU output: its backward reads only the sign */
-
 /* The producer type of t's grad_fn (borrowed, cached), its GS_PRODUCER_* flags, and t's
  * output_nr. 0, or -1 with a Python error set. *type is NULL for leaves. */
 int gs__producer(PyObject *t, PyObject **type, unsigned *flags, int64_t *output_nr);
-
 
 /* ---- the per-iteration plans: identity, lifetimes, probes (planwire.c, probe.c) --------- */
 
@@ -265,9 +323,6 @@ void gs__planwire_iteration(uint64_t it);
 /* Whether the current iteration's graph is consumed: every handle it made has died, or its first
  * saved tensor (the last one backward reaches) was unpacked — retain_graph keeps handles alive. */
 bool gs__planwire_iteration_done(void);
-
-/* The decision for a candidate tensor t; probes it first on probe iterations. */
-gs_policy_decision gs__planwire_decide(PyObject *t, const gs_policy_desc *d, gs_plan_reason *reason);
 
 /* After pack made cap (or found a duplicate): records tensor d->index of iteration `it`. */
 void gs__planwire_pack(PyObject *cap, uint64_t it, const gs_policy_desc *d, gs_plan_reason reason,

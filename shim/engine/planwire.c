@@ -73,13 +73,6 @@ void gs__planwire_iteration(uint64_t it) {
   if (last) gs__trace_plan(last);
 }
 
-gs_policy_decision gs__planwire_decide(PyObject *t, const gs_policy_desc *d, gs_plan_reason *reason) {
-  gs_policy_decision dec = gs__plan_decide(d, reason);
-  if (dec.bits && d->dtype != GS_DTYPE_BOOL && gs__plan_probing(d->iteration))
-    gs__probe_tensor(t, d->index);
-  return dec;
-}
-
 void gs__planwire_pack(PyObject *cap, uint64_t it, const gs_policy_desc *d, gs_plan_reason reason,
                        gs_skip_reason skip, bool candidate, bool relu) {
   gs_handle *h = cap ? gs__handle_of(cap) : NULL;

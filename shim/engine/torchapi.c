@@ -134,3 +134,11 @@ uint64_t gs__torch_current_stream(int dev) {
   if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
   return s;
 }
+
+uint64_t gs__torch_data_ptr(PyObject *t) {
+  PyObject *p = gs__call_method(t, gs__torch.s_data_ptr, NULL, NULL);
+  if (p == NULL) return 0;
+  uint64_t v = (uint64_t)gs__py.PyLong_AsUnsignedLongLongMask(p);
+  gs__py.Py_DecRef(p);
+  return v;
+}

@@ -78,17 +78,9 @@ static void gs__guard_stream(gs_handle *h, uint64_t stream) {
   if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
 }
 
-static uint64_t gs__ptr_of(PyObject *t) {
-  PyObject *p = gs__call_method(t, gs__torch.s_data_ptr, NULL, NULL);
-  if (p == NULL) return 0;
-  uint64_t v = (uint64_t)gs__py.PyLong_AsUnsignedLongLongMask(p);
-  gs__py.Py_DecRef(p);
-  return v;
-}
-
 static int gs__decode(gs_handle *h, PyObject *data, uint64_t bytes, const gs_codec_params *p,
                       uint64_t dst) {
-  uint64_t src = gs__ptr_of(data);
+  uint64_t src = gs__torch_data_ptr(data);
   if (src == 0) return -EFAULT;
   if (h->device < 0)
     return gs_decompress_cpu((const void *)(uintptr_t)src, bytes, (void *)(uintptr_t)dst, p, 0);
@@ -118,7 +110,7 @@ static PyObject *gs__empty_like(gs_handle *h, int dt) {
  * the exact sign mask says x > 0), so ReLU's backward sees the exact mask. */
 static int gs__apply_mask(gs_handle *h, PyObject *out) {
   PyObject *m = gs__empty_like(h, GS_DTYPE_BOOL);
-  uint64_t dst = m ? gs__ptr_of(m) : 0;
+  uint64_t dst = m ? gs__torch_data_ptr(m) : 0;
   int rc = dst ? gs__decode(h, h->mask, h->mask_bytes, &h->mask_params, dst) : -EFAULT;
   PyObject *args = rc == 0 ? gs__py.PyTuple_New(1) : NULL;
   if (args) {
@@ -136,7 +128,7 @@ static int gs__apply_mask(gs_handle *h, PyObject *out) {
 PyObject *gs__decompress(gs_handle *h) {
   PyObject *out = gs__empty_like(h, h->dtype);
   if (out == NULL) return NULL;
-  uint64_t dst = gs__ptr_of(out);
+  uint64_t dst = gs__torch_data_ptr(out);
   int rc = dst ? gs__decode(h, h->data, h->data_bytes, &h->params, dst) : -EFAULT;
   if (rc == 0 && h->mask) rc = gs__apply_mask(h, out);
   if (rc == 0) return out;
@@ -172,11 +164,9 @@ PyObject *gs__unpack(PyObject *self, PyObject *obj) {
   uint64_t t0 = gs__now_ns();
   PyObject *out = gs__decompress(h);
   if (out == NULL) return NULL;
-  /* The restored size: elements times their width (f32 4, f16/bf16 2, bool 1). */
-  uint64_t width = h->params.dtype == GS_DTYPE_F32 ? 4 : h->params.dtype == GS_DTYPE_BOOL ? 1 : 2;
   uint64_t dur = gs__now_ns() - t0;
   gs__stat_add(codec_ns, dur);
-  gs__trace_saved(GS_SAVED_DECOMPRESS, h->held_bytes, h->params.n * width, h->params.bits, dur,
+  gs__trace_saved(GS_SAVED_DECOMPRESS, h->held_bytes, h->params.n * gs_dtype_bytes(h->params.dtype), h->params.bits, dur,
                   h->device);
   if (h->cache_ref) gs__py.Py_DecRef(h->cache_ref);
   h->cache_ref = gs__py.PyWeakref_NewRef(out, NULL);

@@ -1,0 +1,173 @@
+/* facts.c: reads, once, everything pack needs to know about a saved tensor into plain C facts. */
+#include "engine.h"
+
+#include <string.h>
+
+static int gs__attr_is(PyObject *t, PyObject *name, PyObject *value, bool *out) {
+  PyObject *v = gs__py.PyObject_GetAttr(t, name);
+  if (v == NULL) return -1;
+  *out = v == value;
+  gs__py.Py_DecRef(v);
+  return 0;
+}
+
+/* Reads a tuple of ints (torch.Size, or t.stride()) into out: 0, 1 when it has more than
+ * GS_FACTS_MAX_DIMS entries, or -1 with a Python error set. */
+static int gs__read_dims(PyObject *tuple, int64_t *out, int *ndim) {
+  Py_ssize_t n = gs__py.PyTuple_Size(tuple);
+  if (n < 0) return -1;
+  if (n > GS_FACTS_MAX_DIMS) return 1;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    long long v = gs__py.PyLong_AsLongLong(gs__py.PyTuple_GetItem(tuple, i));
+    if (v == -1 && gs__py.PyErr_Occurred()) return -1;
+    out[i] = v;
+  }
+  *ndim = (int)n;
+  return 0;
+}
+
+/* A leaf that requires grad (a parameter), or a view of one (Linear saves weight.t()). */
+static int gs__read_param(PyObject *t, gs_tensor_facts *f) {
+  bool rg;
+  if (gs__attr_is(t, gs__torch.s_requires_grad, gs__py.py_true, &rg) != 0) return -1;
+  if (!rg) return 0;
+  if (f->producer == NULL) return f->param = true, 0;
+  PyObject *base = gs__py.PyObject_GetAttr(t, gs__torch.s__base);
+  if (base == NULL) return -1;
+  int rc = 0;
+  if (base != gs__py.none) {
+    bool leaf = false, brg = false;
+    rc = gs__attr_is(base, gs__torch.s_is_leaf, gs__py.py_true, &leaf);
+    if (rc == 0) rc = gs__attr_is(base, gs__torch.s_requires_grad, gs__py.py_true, &brg);
+    f->param = leaf && brg;
+  }
+  gs__py.Py_DecRef(base);
+  return rc;
+}
+
+static int gs__read_layout(PyObject *t, gs_tensor_facts *f) {
+  bool strided, meta;
+  if (gs__attr_is(t, gs__torch.s_layout, gs__torch.strided, &strided) != 0) return -1;
+  if (gs__attr_is(t, gs__torch.s_is_meta, gs__py.py_true, &meta) != 0) return -1;
+  f->strided = strided && !meta;
+  if (!f->strided) return 0;
+  PyObject *dt = gs__py.PyObject_GetAttr(t, gs__torch.s_dtype);
+  if (dt == NULL) return -1;
+  f->dtype = gs__torch_dtype_code(dt);
+  gs__py.Py_DecRef(dt);
+  if (f->dtype < 0) f->dtype = GS_POLICY_DTYPE_OTHER;
+  return 0;
+}
+
+static int gs__read_geometry(PyObject *t, gs_tensor_facts *f) {
+  f->size_obj = gs__py.PyObject_GetAttr(t, gs__torch.s_shape);
+  if (f->size_obj == NULL) return -1;
+  int rc = gs__read_dims(f->size_obj, f->shape, &f->ndim);
+  if (rc != 0) return rc < 0 ? -1 : (f->too_many_dims = true, 0);
+  f->stride_obj = gs__call_method(t, gs__torch.s_stride, NULL, NULL);
+  if (f->stride_obj == NULL) return -1;
+  int nd;
+  if (gs__read_dims(f->stride_obj, f->stride, &nd) != 0) return -1;
+  gs__facts_geometry(f);
+  return 0;
+}
+
+static int gs__read_device(PyObject *t, gs_tensor_facts *f) {
+  bool cuda;
+  if (gs__attr_is(t, gs__torch.s_is_cuda, gs__py.py_true, &cuda) != 0) return -1;
+  f->device = -1;
+  if (!cuda) return 0;
+  int64_t dev;
+  if (gs__get_i64(t, gs__torch.s_get_device, true, &dev) != 0) return -1;
+  f->device = (int)dev;
+  return 0;
+}
+
+int gs__facts_read(PyObject *t, gs_tensor_facts *f) {
+  if (gs__producer(t, &f->producer, &f->producer_flags, &f->output_nr) != 0) return -1;
+  if (gs__read_param(t, f) != 0) return -1;
+  if (f->param) return 0; /* kept whatever the rest says: no need to read it */
+  if (gs__read_layout(t, f) != 0) return -1;
+  if (!f->strided || f->dtype == GS_POLICY_DTYPE_OTHER) return 0;
+  if (gs__read_geometry(t, f) != 0) return -1;
+  if (f->too_many_dims) return 0;
+  if (gs__read_device(t, f) != 0) return -1;
+  f->data_ptr = gs__torch_data_ptr(t);
+  return gs__py.PyErr_Occurred() ? -1 : 0;
+}
+
+void gs__facts_release(gs_tensor_facts *f) {
+  if (f->size_obj) gs__py.Py_DecRef(f->size_obj);
+  if (f->stride_obj) gs__py.Py_DecRef(f->stride_obj);
+  f->size_obj = f->stride_obj = NULL;
+}
+
+/* --- pure: what the numbers say ----------------------------------------------------------- */
+
+/* Whether the strides are a permutation of a contiguous layout's (channels_last, transposes). */
+static bool gs__is_dense(const gs_tensor_facts *f) {
+  int order[GS_FACTS_MAX_DIMS], n = 0;
+  for (int d = 0; d < f->ndim; d++)
+    if (f->shape[d] != 1) order[n++] = d;
+  /* Insertion sort by stride, smallest first; ties mean overlap (or size-1 dims, skipped). */
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && f->stride[order[j]] < f->stride[order[j - 1]]; j--) {
+      int tmp = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = tmp;
+    }
+  int64_t expect = 1;
+  for (int i = 0; i < n; i++) {
+    if (f->stride[order[i]] != expect) return false;
+    expect *= f->shape[order[i]];
+  }
+  return true;
+}
+
+static bool gs__is_contiguous(const gs_tensor_facts *f) {
+  int64_t expect = 1;
+  for (int d = f->ndim - 1; d >= 0; d--) {
+    if (f->shape[d] != 1 && f->stride[d] != expect) return false;
+    expect *= f->shape[d];
+  }
+  return true;
+}
+
+void gs__facts_geometry(gs_tensor_facts *f) {
+  f->numel = 1;
+  for (int d = 0; d < f->ndim; d++) f->numel *= (uint64_t)f->shape[d];
+  f->bytes = f->dtype >= 0 ? f->numel * gs_dtype_bytes((gs_dtype)f->dtype) : 0;
+  f->contiguous = gs__is_contiguous(f);
+  f->dense = f->contiguous || gs__is_dense(f);
+}
+
+gs_skip_reason gs__facts_kept_before_policy(const gs_tensor_facts *f, bool *kept) {
+  *kept = true;
+  if (f->param) return GS_SKIP_PARAM;
+  if (!f->strided) return GS_SKIP_LAYOUT;
+  if (f->dtype == GS_POLICY_DTYPE_OTHER) return GS_SKIP_DTYPE;
+  if (f->too_many_dims) return GS_SKIP_LAYOUT;
+  *kept = false;
+  return GS_SKIP_POLICY;
+}
+
+gs_policy_desc gs__facts_desc(const gs_tensor_facts *f, uint64_t iteration, uint32_t index) {
+  gs_policy_desc d = {.iteration = iteration, .index = index, .ndim = f->ndim, .shape = f->shape,
+                      .dtype = f->dtype, .bytes = f->bytes, .device = f->device,
+                      .sensitive = (f->producer_flags & GS_PRODUCER_SENSITIVE) != 0};
+  return d;
+}
+
+gs_pack_choice gs__facts_decide(const gs_tensor_facts *f, uint64_t iteration, uint32_t index) {
+  gs_pack_choice c = {.reason = GS_REASON_SKIPPED};
+  bool kept;
+  c.skip = gs__facts_kept_before_policy(f, &kept);
+  if (kept) return c;
+  gs_policy_desc d = gs__facts_desc(f, iteration, index);
+  gs_policy_decision dec = gs__plan_decide(&d, &c.reason);
+  c.bits = dec.bits;
+  c.skip = dec.bits ? GS_SKIP_POLICY : gs__planwire_skip(dec.keep);
+  c.candidate = c.reason != GS_REASON_SKIPPED;
+  c.probe = dec.bits && f->dtype != GS_DTYPE_BOOL && gs__plan_probing(iteration);
+  return c;
+}
