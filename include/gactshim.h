@@ -48,7 +48,10 @@ GS_API int gs_codec_validate(const gs_codec_params *p);
 /* CPU twin. compress: src holds p->n elements of p->dtype; dst holds gs_codec_size(p) bytes.
  * Returns 0, -EINVAL (bad parameters), or -ERANGE when a group holds a non-finite value
  * (dst is then fully written, with those groups marked non-finite; see FORMAT.md). nthreads <= 0
- * chooses by size. */
+ * chooses by size. Both CPU functions split the work into nthreads ranges, run on the library's
+ * worker threads (started on first use, one per CPU of the process's affinity mask, every signal
+ * blocked) and the calling thread; the bytes do not depend on nthreads. Safe to call from several
+ * threads at once and in a child after fork(). */
 GS_API int gs_compress_cpu(const gs_codec_params *p, const void *src, void *dst, int nthreads);
 
 /* CPU twin. decompress: src is a buffer written by either compressor (src_bytes long); dst
