@@ -1,4 +1,4 @@
-/* gactshim.h: public API of libgactshim — the activation codec and the process statistics. */
+/* gactshim.h: public API of libgactshim — the activation codec, on the CPU and on the GPU. */
 #ifndef GACTSHIM_H
 #define GACTSHIM_H
 
