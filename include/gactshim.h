@@ -1,4 +1,4 @@
-/* gactshim.h: public API of libgactshim — the activation codec and the process statistics. */
+/* gactshim.h: public API of libgactshim — the activation codec, on the CPU and on the GPU. */
 #ifndef GACTSHIM_H
 #define GACTSHIM_H
 
@@ -53,7 +53,10 @@ GS_API int gs_codec_validate(const gs_codec_params *p);
 /* CPU twin. compress: src holds p->n elements of p->dtype; dst holds gs_codec_size(p) bytes.
  * Returns 0, -EINVAL (bad parameters), or -ERANGE when a group holds a non-finite value
  * (dst is then fully written, with those groups marked non-finite; see FORMAT.md). nthreads <= 0
- * chooses by size. */
+ * chooses by size. Both CPU functions split the work into nthreads ranges, run on the library's
+ * worker threads (started on first use, one per CPU of the process's affinity mask, every signal
+ * blocked) and the calling thread; the bytes do not depend on nthreads. Safe to call from several
+ * threads at once and in a child after fork(). */
 GS_API int gs_compress_cpu(const gs_codec_params *p, const void *src, void *dst, int nthreads);
 
 /* CPU twin. decompress: src is a buffer written by either compressor (src_bytes long); dst
@@ -68,8 +71,10 @@ GS_API int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst,
  * count of non-finite groups is the uint32 at byte 24 of the header (FORMAT.md). The GPU
  * decompress trusts p; a header that does not match p yields NaN (bool: 0), not garbage.
  * Asynchronous: no host synchronization, no allocation.
- * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context; compress:
- * -EBUSY when the stream is capturing a CUDA graph (nothing launched: the caller keeps the tensor). */
+ * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context; -ENOEXEC: the
+ * kernels could not be loaded in the current context (tried once per context; gs_gpu_load_status
+ * says why); compress: -EBUSY when the stream is capturing a CUDA graph (nothing launched: the
+ * caller keeps the tensor). */
 GS_API int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
                            void *stream);
 GS_API int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
@@ -77,6 +82,17 @@ GS_API int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64
 /* 1 if stream (a CUstream) is capturing a CUDA graph (cuStreamIsCapturing, resolved at run time;
  * no synchronization), 0 if not, -ENODEV without a loaded driver, -ENOSYS without kernels. */
 GS_API int gs_gpu_stream_capturing(void *stream);
+
+/* Whether the GPU kernels are loaded in ctx (a CUcontext; NULL: the calling thread's current
+ * context). The first gs_gpu_compress or gs_gpu_decompress in a context loads them; a failure is
+ * remembered for that context and not retried, and both then return -ENOEXEC at once. Returns
+ * 0 (loaded), -ENOENT (not tried in ctx yet, or forgotten: the library remembers the last 16
+ * contexts), -ENOEXEC (loading failed: *curesult receives the CUresult of the failed driver call,
+ * e.g. 209 CUDA_ERROR_NO_BINARY_FOR_GPU), -ENODEV (no driver, or ctx NULL and no current context),
+ * -ENOSYS (built without kernels). *curesult is 0 unless -ENOEXEC; curesult may be NULL. Loads and
+ * launches nothing, so that a caller can name the error in one warning when it first sees
+ * -ENOEXEC. */
+GS_API int gs_gpu_load_status(void *ctx, int *curesult);
 
 #ifdef __cplusplus
 }

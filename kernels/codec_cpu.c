@@ -2,11 +2,10 @@
 #include "gactshim.h"
 #include "codec_core.h"
 #include "codec_layout.h"
+#include "kernels.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
-#include <unistd.h>
 
 int gs_codec_validate(const gs_codec_params *p) {
   if (p == NULL || p->n > GS_FMT_MAX_N) return -EINVAL;
@@ -31,7 +30,6 @@ typedef struct gs__job {
   uint8_t *dst;
   uint64_t g0, g1; /* group range [g0, g1) */
   uint64_t nonfinite;
-  pthread_t tid;
 } gs__job;
 
 #define GS__BLOCK 256u /* elements converted and quantized at a time: stack arrays, L1-resident */
@@ -139,14 +137,14 @@ static void gs__compress_bool(gs__job *j) {
   }
 }
 
-static void *gs__compress_run(void *arg) {
-  gs__job *j = (gs__job *)arg;
+/* Range i of the array of jobs at arg (a gs__pool_fn). */
+static void gs__compress_run(void *arg, int i) {
+  gs__job *j = (gs__job *)arg + i;
   if (j->p->dtype == GS_DTYPE_BOOL) {
     gs__compress_bool(j);
-    return NULL;
+    return;
   }
   for (uint64_t g = j->g0; g < j->g1; g++) gs__compress_group(j, g);
-  return NULL;
 }
 
 /* ---- decompress ---- */
@@ -193,53 +191,43 @@ static void gs__decompress_bool(gs__job *j) {
     for (unsigned e = 0; e < 8 && c * 8 + e < n; e++) j->dst[c * 8 + e] = (in[c] >> e) & 1u;
 }
 
-static void *gs__decompress_run(void *arg) {
-  gs__job *j = (gs__job *)arg;
+static void gs__decompress_run(void *arg, int i) {
+  gs__job *j = (gs__job *)arg + i;
   if (j->p->dtype == GS_DTYPE_BOOL) {
     gs__decompress_bool(j);
-    return NULL;
+    return;
   }
   for (uint64_t g = j->g0; g < j->g1; g++) gs__decompress_group(j, g);
-  return NULL;
 }
 
 /* ---- threading ---- */
 
-#define GS__MAX_THREADS 64
 #define GS__ELEMS_PER_THREAD (1u << 19)
 
+/* Ranges to split a call into: nthreads if given, else one per 2^19 elements, at most one per lane
+ * of the worker pool (the CPUs the process may use). Small tensors never start the pool. */
 static int gs__pick_threads(uint64_t n, int nthreads) {
   if (nthreads > 0) return nthreads < GS__MAX_THREADS ? nthreads : GS__MAX_THREADS;
   if (n < 2 * (uint64_t)GS__ELEMS_PER_THREAD) return 1;
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  uint64_t want = n / GS__ELEMS_PER_THREAD;
-  if (cpus < 1) cpus = 1;
-  if (want > (uint64_t)cpus) want = (uint64_t)cpus;
-  return want > GS__MAX_THREADS ? GS__MAX_THREADS : (int)want;
+  uint64_t want = n / GS__ELEMS_PER_THREAD, lanes = (uint64_t)gs__pool_lanes();
+  return (int)(want < lanes ? want : lanes);
 }
 
-/* Split `units` (groups, or bool bytes) into contiguous ranges, run fn on each, and sum the
- * non-finite counts. Runs inline when one thread suffices or a thread cannot be created. */
-static uint64_t gs__parallel(gs__job *proto, uint64_t units, int nthreads, void *(*fn)(void *)) {
+/* Split `units` (groups, or bool bytes) into contiguous ranges, run fn on each (on the worker
+ * pool), and sum the non-finite counts. The ranges depend on units and nthreads only, and each is
+ * computed alone, so the bytes do not depend on which thread ran which range. */
+static uint64_t gs__parallel(gs__job *proto, uint64_t units, int nthreads, gs__pool_fn fn) {
   gs__job jobs[GS__MAX_THREADS];
   if ((uint64_t)nthreads > units) nthreads = units > 0 ? (int)units : 1;
-  int started[GS__MAX_THREADS] = {0};
   for (int t = 0; t < nthreads; t++) {
     jobs[t] = *proto;
     jobs[t].g0 = units * (uint64_t)t / (uint64_t)nthreads;
     jobs[t].g1 = units * (uint64_t)(t + 1) / (uint64_t)nthreads;
     jobs[t].nonfinite = 0;
   }
-  for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&jobs[t].tid, NULL, fn, &jobs[t]) == 0;
-  fn(&jobs[0]);
-  uint64_t nonfinite = jobs[0].nonfinite;
-  for (int t = 1; t < nthreads; t++) {
-    if (started[t])
-      pthread_join(jobs[t].tid, NULL);
-    else
-      fn(&jobs[t]);
-    nonfinite += jobs[t].nonfinite;
-  }
+  gs__pool_run(fn, jobs, nthreads);
+  uint64_t nonfinite = 0;
+  for (int t = 0; t < nthreads; t++) nonfinite += jobs[t].nonfinite;
   return nonfinite;
 }
 

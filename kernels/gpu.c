@@ -20,6 +20,11 @@ int gs_gpu_stream_capturing(void *stream) {
   (void)stream;
   return -ENOSYS;
 }
+int gs_gpu_load_status(void *ctx, int *curesult) {
+  (void)ctx;
+  if (curesult != NULL) *curesult = 0;
+  return -ENOSYS;
+}
 
 #else
 
@@ -48,10 +53,13 @@ typedef struct gs__driver {
   CUresult (*stream_is_capturing)(void *, int *); /* optional: absent before CUDA 10 */
 } gs__driver;
 
-/* One loaded module per context: a module belongs to the context it was loaded in. */
+/* One loaded module per context: a module belongs to the context it was loaded in. A failed load
+ * is remembered too (load_rc != 0), so that it is tried once per context, not once per tensor:
+ * the image will not load any better the next time (no code for this GPU, a driver too old). */
 typedef struct gs__module {
   CUcontext ctx;
   unsigned long long ctx_id;
+  CUresult load_rc; /* 0, or the driver's error from loading the module in ctx */
   CUfunction header, compress, decompress;
   int sms;
 } gs__module;
@@ -88,22 +96,20 @@ static int gs__driver_resolve(void) {
   return 1;
 }
 
-static int gs__module_load(CUcontext ctx, unsigned long long id, gs__module *m) {
+/* Loads the kernels in ctx (current); m->load_rc says how it went: 0 or the failing CUresult. */
+static void gs__module_load(CUcontext ctx, unsigned long long id, gs__module *m) {
   CUmodule mod;
   CUdevice dev;
-  m->ctx = ctx;
-  m->ctx_id = id;
-  m->sms = 0;
-  if (gs__drv.module_load_data(&mod, gs__codec_fatbin) != 0) return -ENODEV;
-  if (gs__drv.module_get_function(&m->header, mod, "gs_k_header") != 0 ||
-      gs__drv.module_get_function(&m->compress, mod, "gs_k_compress") != 0 ||
-      gs__drv.module_get_function(&m->decompress, mod, "gs_k_decompress") != 0)
-    return -ENODEV;
+  *m = (gs__module){.ctx = ctx, .ctx_id = id};
+  if ((m->load_rc = gs__drv.module_load_data(&mod, gs__codec_fatbin)) != 0 ||
+      (m->load_rc = gs__drv.module_get_function(&m->header, mod, "gs_k_header")) != 0 ||
+      (m->load_rc = gs__drv.module_get_function(&m->compress, mod, "gs_k_compress")) != 0 ||
+      (m->load_rc = gs__drv.module_get_function(&m->decompress, mod, "gs_k_decompress")) != 0)
+    return;
   if (gs__drv.ctx_get_device(&dev) != 0 ||
       gs__drv.device_get_attribute(&m->sms, GS__CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) != 0 ||
       m->sms < 1)
     m->sms = 1;
-  return 0;
 }
 
 /* Resolves the driver once it is loaded; called with gs__gpu_lock held. 0 or -ENODEV. */
@@ -126,34 +132,62 @@ int gs_gpu_stream_capturing(void *stream) {
   return status != GS__CU_STREAM_CAPTURE_STATUS_NONE; /* active, or invalidated by an error */
 }
 
-/* The module of the calling thread's current context, loading it on first use. */
-static int gs__module_get(gs__module *out) {
+/* ctx, or the calling thread's current context when ctx is NULL, and its id; 0 or -ENODEV.
+ * Called with gs__gpu_lock held and the driver resolved. */
+static int gs__context_locked(void *ctx_or_null, CUcontext *ctx, unsigned long long *id) {
+  *ctx = (CUcontext)ctx_or_null;
+  *id = 0;
+  if (*ctx == NULL && (gs__drv.ctx_get_current(ctx) != 0 || *ctx == NULL)) return -ENODEV;
+  /* A context id tells a new context apart from a destroyed one at the same address. */
+  if (gs__drv.ctx_get_id != NULL && gs__drv.ctx_get_id(*ctx, id) != 0) *id = 0;
+  return 0;
+}
+
+/* The table's entry for a context, or NULL; called with gs__gpu_lock held. */
+static const gs__module *gs__module_find_locked(CUcontext ctx, unsigned long long id) {
+  for (int i = 0; i < gs__nmodules; i++)
+    if (gs__modules[i].ctx == ctx && gs__modules[i].ctx_id == id) return &gs__modules[i];
+  return NULL;
+}
+
+int gs_gpu_load_status(void *ctx_or_null, int *curesult) {
+  CUcontext ctx;
+  unsigned long long id;
+  if (curesult != NULL) *curesult = 0;
   pthread_mutex_lock(&gs__gpu_lock);
   int rc = gs__driver_ready_locked();
+  if (rc == 0) rc = gs__context_locked(ctx_or_null, &ctx, &id);
+  const gs__module *m = rc == 0 ? gs__module_find_locked(ctx, id) : NULL;
+  if (rc == 0) rc = m == NULL ? -ENOENT : m->load_rc != 0 ? -ENOEXEC : 0;
+  if (rc == -ENOEXEC && curesult != NULL) *curesult = m->load_rc;
+  pthread_mutex_unlock(&gs__gpu_lock);
+  return rc;
+}
+
+/* The module of the calling thread's current context, loading it on first use: 0, -ENODEV, or
+ * -ENOEXEC when it could not be loaded in that context (now or before: it is not retried). */
+static int gs__module_get(gs__module *out) {
+  CUcontext ctx;
+  unsigned long long id;
+  pthread_mutex_lock(&gs__gpu_lock);
+  int rc = gs__driver_ready_locked();
+  if (rc == 0) rc = gs__context_locked(NULL, &ctx, &id);
   if (rc < 0) goto done;
-  CUcontext ctx = NULL;
-  unsigned long long id = 0;
-  if (gs__drv.ctx_get_current(&ctx) != 0 || ctx == NULL) {
-    rc = -ENODEV;
+  const gs__module *found = gs__module_find_locked(ctx, id);
+  if (found != NULL) {
+    *out = *found;
+    rc = found->load_rc != 0 ? -ENOEXEC : 0;
     goto done;
   }
-  /* A context id tells a new context apart from a destroyed one at the same address. */
-  if (gs__drv.ctx_get_id != NULL && gs__drv.ctx_get_id(ctx, &id) != 0) id = 0;
-  for (int i = 0; i < gs__nmodules; i++) {
-    if (gs__modules[i].ctx == ctx && gs__modules[i].ctx_id == id) {
-      *out = gs__modules[i];
-      goto done;
-    }
-  }
   gs__module m;
-  rc = gs__module_load(ctx, id, &m);
-  if (rc != 0) goto done;
+  gs__module_load(ctx, id, &m);
+  rc = m.load_rc != 0 ? -ENOEXEC : 0;
   /* Full table: replace the oldest entry (its module stays loaded in its context). */
   if (gs__nmodules == GS__MAX_CONTEXTS) {
     for (int i = 1; i < GS__MAX_CONTEXTS; i++) gs__modules[i - 1] = gs__modules[i];
     gs__nmodules--;
   }
-  gs__modules[gs__nmodules++] = m;
+  gs__modules[gs__nmodules++] = m; /* a failure too: the next call does not try again */
   *out = m;
 done:
   pthread_mutex_unlock(&gs__gpu_lock);

@@ -99,11 +99,31 @@ API CUresult cuMemMap(CUdeviceptr p, size_t n, size_t off, CUmemHandle h, unsign
 API CUresult cuMemUnmap(CUdeviceptr p, size_t n) { return (p && n) ? 0 : 1; }
 
 /* Modules and launches: nothing runs, but launches are counted so that tests can tell whether the
- * shim launched anything (it must not on a capturing stream). */
+ * shim launched anything (it must not on a capturing stream), and module loads so that they can
+ * tell how often the kernels tried to load theirs. */
 static int g_module, g_function;
-static int64_t g_launches;
+static int64_t g_launches, g_module_loads;
 API int64_t gs_standin_launches(void) { return __atomic_load_n(&g_launches, __ATOMIC_RELAXED); }
-API CUresult cuModuleLoadData(void **mod, const void *image) { *mod = image ? &g_module : NULL; return image ? 0 : 1; }
+API int64_t gs_standin_module_loads(void) { return __atomic_load_n(&g_module_loads, __ATOMIC_RELAXED); }
+
+/* The CUresult GS_STANDIN_MODULE_LOAD asks module loads to fail with (read at every load, so a
+ * test can switch it): "fail" is 209 (CUDA_ERROR_NO_BINARY_FOR_GPU), a number is that error;
+ * unset, empty or anything else: 0, they succeed. */
+static CUresult module_load_error(void) {
+  const char *e = getenv("GS_STANDIN_MODULE_LOAD");
+  if (e == NULL || *e == '\0') return 0;
+  if (strcmp(e, "fail") == 0) return 209;
+  char *end;
+  long v = strtol(e, &end, 10);
+  return *end == '\0' && v > 0 && v < 100000 ? (CUresult)v : 0;
+}
+
+API CUresult cuModuleLoadData(void **mod, const void *image) {
+  __atomic_add_fetch(&g_module_loads, 1, __ATOMIC_RELAXED);
+  CUresult r = image ? module_load_error() : 1;
+  *mod = r == 0 ? &g_module : NULL;
+  return r;
+}
 API CUresult cuModuleGetFunction(void **fn, void *mod, const char *name) {
   *fn = &g_function;
   return mod == &g_module && name ? 0 : 400;

@@ -17,4 +17,8 @@ int64_t gs_standin_outstanding(void);
 /* Kernels launched so far (cuLaunchKernel is counted, nothing runs). */
 int64_t gs_standin_launches(void);
 
+/* cuModuleLoadData calls so far, failed ones included. GS_STANDIN_MODULE_LOAD=fail (or =<CUresult>)
+ * in the environment makes loads fail with 209, CUDA_ERROR_NO_BINARY_FOR_GPU (or that CUresult). */
+int64_t gs_standin_module_loads(void);
+
 #endif

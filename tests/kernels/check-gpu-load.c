@@ -1,0 +1,135 @@
+/* check-gpu-load.c: the GPU kernels' module is loaded once per context, failures included (on the
+ * stand-in driver, which the program links: gpu.c only uses a libcuda.so.1 already loaded). */
+#include "gactshim.h"
+#include "standin.h"
+
+#include <check.h>
+#include "../check_run.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SKIP 77
+
+/* Stand-in driver entry points the test drives directly. */
+int cuCtxSetCurrent(void *ctx);
+int cuDevicePrimaryCtxRetain(void **ctx, int dev);
+
+static const gs_codec_params P = {.n = 1024, .dtype = GS_DTYPE_F32, .bits = 4, .group = 256,
+                                  .seed = 1, .tensor_id = 2};
+/* The stand-in runs no kernel: any host buffers of the right alignment serve as device memory. */
+static float g_src[1024];
+static _Alignas(16) unsigned char g_dst[4096];
+
+static int compress(void) {
+  return gs_gpu_compress(&P, (uint64_t)(uintptr_t)g_src, (uint64_t)(uintptr_t)g_dst, NULL);
+}
+static int decompress(void) {
+  return gs_gpu_decompress(&P, (uint64_t)(uintptr_t)g_dst, (uint64_t)(uintptr_t)g_src, NULL);
+}
+
+static void *device_ctx(int dev) {
+  void *ctx = NULL;
+  ck_assert_int_eq(cuDevicePrimaryCtxRetain(&ctx, dev), 0);
+  return ctx;
+}
+
+/* Status of ctx (NULL: current) and its CUresult, asserted. */
+static void assert_status(void *ctx, int rc, int curesult) {
+  int cu = -1;
+  ck_assert_int_eq(gs_gpu_load_status(ctx, &cu), rc);
+  ck_assert_int_eq(cu, curesult);
+}
+
+START_TEST(test_failure_tried_once_per_context) {
+  setenv("GS_STANDIN_MODULE_LOAD", "fail", 1);
+  void *ctx0 = device_ctx(0), *ctx1 = device_ctx(1);
+  int64_t loads = gs_standin_module_loads(), launches = gs_standin_launches();
+  ck_assert_int_eq(cuCtxSetCurrent(ctx0), 0);
+  assert_status(NULL, -ENOENT, 0);
+  for (int i = 0; i < 100; i++) {
+    ck_assert_int_eq(compress(), -ENOEXEC);
+    ck_assert_int_eq(decompress(), -ENOEXEC);
+  }
+  ck_assert_int_eq(gs_standin_module_loads() - loads, 1);
+  assert_status(NULL, -ENOEXEC, 209); /* CUDA_ERROR_NO_BINARY_FOR_GPU */
+  assert_status(ctx0, -ENOEXEC, 209);
+  assert_status(ctx1, -ENOENT, 0);
+  /* Another context tries once for itself. */
+  ck_assert_int_eq(cuCtxSetCurrent(ctx1), 0);
+  for (int i = 0; i < 100; i++) ck_assert_int_eq(compress(), -ENOEXEC);
+  ck_assert_int_eq(gs_standin_module_loads() - loads, 2);
+  assert_status(NULL, -ENOEXEC, 209);
+  assert_status(ctx0, -ENOEXEC, 209);
+  ck_assert_int_eq(gs_standin_launches(), launches);
+  ck_assert_int_eq(gs_gpu_load_status(ctx1, NULL), -ENOEXEC); /* curesult is optional */
+}
+END_TEST
+
+START_TEST(test_failure_names_its_curesult) {
+  setenv("GS_STANDIN_MODULE_LOAD", "218", 1); /* CUDA_ERROR_INVALID_PTX */
+  ck_assert_int_eq(compress(), -ENOEXEC);
+  assert_status(NULL, -ENOEXEC, 218);
+}
+END_TEST
+
+START_TEST(test_success_loaded_once) {
+  unsetenv("GS_STANDIN_MODULE_LOAD");
+  int64_t loads = gs_standin_module_loads(), launches = gs_standin_launches();
+  assert_status(NULL, -ENOENT, 0);
+  for (int i = 0; i < 50; i++) ck_assert_int_eq(compress(), 0);
+  ck_assert_int_eq(gs_standin_module_loads() - loads, 1);
+  ck_assert_int_eq(gs_standin_launches() - launches, 100); /* header and compress kernels */
+  assert_status(NULL, 0, 0);
+}
+END_TEST
+
+static void *failing_caller(void *arg) {
+  intptr_t bad = 0;
+  for (int i = 0; i < 200; i++) bad |= compress() != -ENOEXEC;
+  return (void *)(bad | (intptr_t)arg);
+}
+
+/* Threads meeting the failure at once still make one attempt (the stand-in's current context is
+ * per thread, device 0's by default). */
+START_TEST(test_concurrent_failures_once) {
+  setenv("GS_STANDIN_MODULE_LOAD", "fail", 1);
+  int64_t loads = gs_standin_module_loads();
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, failing_caller, NULL), 0);
+  for (int i = 0; i < 4; i++) {
+    void *bad;
+    pthread_join(t[i], &bad);
+    ck_assert(bad == NULL);
+  }
+  ck_assert_int_eq(gs_standin_module_loads() - loads, 1);
+  assert_status(device_ctx(0), -ENOEXEC, 209);
+}
+END_TEST
+
+START_TEST(test_no_current_context) {
+  ck_assert_int_eq(cuCtxSetCurrent(NULL), 0);
+  assert_status(NULL, -ENODEV, 0);
+  ck_assert_int_eq(compress(), -ENODEV);
+  assert_status(device_ctx(0), -ENOENT, 0);
+}
+END_TEST
+
+int main(void) {
+  /* Resolves the driver and reads the table, loads nothing. Each test runs in a process of its
+   * own (Check's default, CK_FORK unset), so each starts with no module loaded. */
+  if (gs_gpu_load_status(NULL, NULL) == -ENOSYS) {
+    printf("SKIP: library built without CUDA kernels (-Dcuda=disabled or no nvcc)\n");
+    return SKIP;
+  }
+  Suite *s = suite_create("gpu-load");
+  TCase *tc = tcase_create("stand-in driver");
+  tcase_add_test(tc, test_failure_tried_once_per_context);
+  tcase_add_test(tc, test_failure_names_its_curesult);
+  tcase_add_test(tc, test_success_loaded_once);
+  tcase_add_test(tc, test_concurrent_failures_once);
+  tcase_add_test(tc, test_no_current_context);
+  suite_add_tcase(s, tc);
+  return gs_check_run(s);
+}
