@@ -221,7 +221,7 @@ static unsigned gs__grid(uint64_t work_items, unsigned per_block, int sms) {
 /* The compressed buffer must be 16-byte aligned (metas and packed data are stored with wide
  * accesses at aligned offsets); the tensor, aligned to its element size. */
 static int gs__aligned(uint64_t buf, uint64_t tensor, const gs__layout *l) {
-  unsigned esz = l->p.dtype == GS_DTYPE_F32 ? 4u : l->p.dtype == GS_DTYPE_BOOL ? 1u : 2u;
+  unsigned esz = gs_dtype_bytes(l->p.dtype);
   return buf != 0 && buf % 16u == 0 && (l->p.n == 0 || (tensor != 0 && tensor % esz == 0));
 }
 
