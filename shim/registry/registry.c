@@ -256,15 +256,6 @@ int gs__registry_set_category(uint64_t key, gs_category cat) {
   return i >= 0 ? 0 : -ENOENT;
 }
 
-int gs__registry_lookup(uint64_t key, gs_alloc_record *out) {
-  gs__shard *s = gs__shard_of(key);
-  gs__lock(&s->lock);
-  int64_t i = gs__find(s, key);
-  if (i >= 0 && out) *out = s->slots[i].rec;
-  gs__unlock(&s->lock);
-  return i >= 0 ? 0 : -ENOENT;
-}
-
 static uint64_t gs__get(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
 uint64_t gs__registry_live_bytes(int d) { return gs__valid_dev(d) ? gs__get(&gs__live[d]) : 0; }
@@ -290,12 +281,6 @@ uint64_t gs__registry_live_total(void) {
   uint64_t t = 0;
   for (int d = 0; d < GS_DEVICE_SLOTS; d++) t += gs__get(&gs__live[d]);
   return t;
-}
-
-uint64_t gs__registry_count(void) {
-  uint64_t n = 0;
-  for (int i = 0; i < GS__SHARDS; i++) n += __atomic_load_n(&gs__shards[i].count, __ATOMIC_RELAXED);
-  return n;
 }
 
 uint64_t gs__registry_untracked_frees(void) { return gs__get(&gs__untracked); }

@@ -67,10 +67,6 @@ uint64_t gs__registry_peak_any(void);
 /* Live bytes summed over all devices and the host (the stats JSON's live_bytes). */
 uint64_t gs__registry_live_total(void);
 
-/* Copies the record of a live key into *out: 0 or -ENOENT. */
-int gs__registry_lookup(uint64_t key, gs_alloc_record *out);
-/* Number of live keys. */
-uint64_t gs__registry_count(void);
 /* Frees of keys the registry never saw (allocated before the shim was active, or by a path it
  * does not watch), and records it could not keep (duplicate key, no memory): both fail open. */
 uint64_t gs__registry_untracked_frees(void);
