@@ -31,7 +31,8 @@ install_packages() {
 build_dir() {
   local dir=$1; shift
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+    # --werror: a warning in our code fails the build, here and in CI.
+    meson setup "$dir" --werror "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
   fi
   ninja -C "$dir"
 }
