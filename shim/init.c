@@ -152,6 +152,10 @@ static void gs__exit_flush(void) {
   }
   gs__flush_state = 1;
   pthread_mutex_unlock(&gs__flush_lock);
+  if (gs__fault(GS_FAULT_FLUSH_SLOW)) {
+    gs__log(GS_LOG_ERROR, "exit flush under way (slowed by _GACTSHIM_FAULT=flush_slow)");
+    sleep(1);
+  }
   if (gs__active()) gs__trace_unwire();
   gs__report_at_exit();
   pthread_mutex_lock(&gs__flush_lock);

@@ -231,6 +231,7 @@ typedef enum gs_fault {
   GS_FAULT_CODEC,       /* "codec": the CPU codec fails */
   GS_FAULT_LAUNCH,      /* "launch": the GPU kernel launch fails */
   GS_FAULT_TRACE_NOSPC, /* "trace_nospc": trace file writes fail with ENOSPC (disk full) */
+  GS_FAULT_FLUSH_SLOW,  /* "flush_slow": the exit flush takes a second (a signal can land in it) */
   GS_FAULT__COUNT
 } gs_fault;
 

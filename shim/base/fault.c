@@ -9,7 +9,7 @@
 
 static const char *const gs__fault_names[GS_FAULT__COUNT] = {
   [GS_FAULT_ALLOC] = "alloc", [GS_FAULT_CODEC] = "codec", [GS_FAULT_LAUNCH] = "launch",
-  [GS_FAULT_TRACE_NOSPC] = "trace_nospc",
+  [GS_FAULT_TRACE_NOSPC] = "trace_nospc", [GS_FAULT_FLUSH_SLOW] = "flush_slow",
 };
 
 /* Global because the faults are a property of the test run, set once by the constructor before
@@ -48,7 +48,7 @@ int gs__fault_parse(char *const *envp, char *err, size_t errlen) {
       size_t n = strcspn(p, ",");
       if (n && gs__fault_item(p, n) != 0) {
         snprintf(err, errlen, "gactshim: _GACTSHIM_FAULT='%s' is not valid; accepted: a comma-separated "
-                 "list of alloc, codec, launch, trace_nospc, each optionally @N (fail from the N-th time on)", v);
+                 "list of alloc, codec, launch, trace_nospc, flush_slow, each optionally @N (fail from the N-th time on)", v);
         return -EINVAL;
       }
       p += n + (p[n] == ',');

@@ -54,10 +54,21 @@ static int capture(void) {
   return yes == 1 && no == 0 && busy == -16 /* -EBUSY */ && during == 0 && rc == 0 && after > 0 ? 0 : 1;
 }
 
+/* One allocation (the recorder starts and arms the SIGTERM flush), then a normal exit: the
+ * destructor flushes. The test sends SIGTERM while that flush is under way. */
+static int exit_normally(void *drv) {
+  alloc_fn alloc = (alloc_fn)dlsym(drv, "cuMemAlloc_v2");
+  unsigned long long p = 0;
+  if (!alloc || alloc(&p, 1 << 20) != 0) return printf("alloc=failed\n"), 1;
+  printf("allocated\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   void *drv = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-  if (!drv || argc < 2) return printf("usage: standin_job oom|capture (linked with libcuda.so.1)\n"), 2;
+  if (!drv || argc < 2) return printf("usage: standin_job oom|capture|exit (linked with libcuda.so.1)\n"), 2;
   if (strcmp(argv[1], "oom") == 0) return oom(drv);
   if (strcmp(argv[1], "capture") == 0) return capture();
+  if (strcmp(argv[1], "exit") == 0) return exit_normally(drv);
   return 2;
 }
