@@ -244,7 +244,7 @@ typedef struct gs_plan_iter {
   bool valid;
 } gs_plan_iter;
 
-/* --- engine-facing (called by the engine's planwire.c under the GIL) --- */
+/* --- engine-facing (called by the engine's plans.c under the GIL) --- */
 
 /* The configuration the plans follow; a copy is kept. Called before the first pack (and by tests
  * between cases: it also forgets every recorded iteration and plan). */

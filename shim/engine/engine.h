@@ -196,7 +196,7 @@ typedef struct gs_handle {
   PyObject *capsule;   /* borrowed: the capsule that owns this handle */
   uintptr_t key;       /* dedup key: address of the source tensor object */
   struct gs_handle *next; /* dedup chain */
-  bool planned;        /* known to the plans (planwire.c): its death is reported */
+  bool planned;        /* known to the plans (plans.c): its death is reported */
   uint32_t plan_index; /* k: its pack's position in iteration plan_iter */
   uint64_t plan_iter;
   uint64_t full_bytes; /* the source's bytes at full precision */
@@ -303,13 +303,13 @@ PyObject *gs__decompress(gs_handle *h);
  * output_nr. 0, or -1 with a Python error set. *type is NULL for leaves. */
 int gs__producer(PyObject *t, PyObject **type, unsigned *flags, int64_t *output_nr);
 
-/* ---- the per-iteration plans: identity, lifetimes, probes (planwire.c, probe.c) --------- */
+/* ---- the per-iteration plans: identity, lifetimes, probes (plans.c, probe.c) --------- */
 
 /* Hands GACTSHIM_* to the plans (once, before the hooks are pushed). */
-void gs__planwire_configure(void);
+void gs__plans_configure(void);
 
 /* The engine's skip reason for a policy's reason to keep a tensor. */
-gs_skip_reason gs__planwire_skip(gs_policy_keep keep);
+gs_skip_reason gs__plans_skip(gs_policy_keep keep);
 
 /* The last completed iteration's per-tensor decisions as JSON members ("per_tensor": [...], at
  * most max entries, then "per_tensor_count" and "plan"), appended to buf at *off; false once the
@@ -318,19 +318,19 @@ bool gs__engine_plan_json(char *buf, size_t len, size_t *off, size_t max);
 
 /* A new iteration starts (pack.c): collects the probes of the one that ended, turns it into a
  * plan and records its decisions on the timeline when they changed. */
-void gs__planwire_iteration(uint64_t it);
+void gs__plans_iteration(uint64_t it);
 
 /* Whether the current iteration's graph is consumed: every handle it made has died, or its first
  * saved tensor (the last one backward reaches) was unpacked — retain_graph keeps handles alive. */
-bool gs__planwire_iteration_done(void);
+bool gs__plans_iteration_done(void);
 
 /* After pack made cap (or found a duplicate): records tensor d->index of iteration `it`. */
-void gs__planwire_pack(PyObject *cap, uint64_t it, const gs_policy_desc *d, gs_plan_reason reason,
+void gs__plans_pack(PyObject *cap, uint64_t it, const gs_policy_desc *d, gs_plan_reason reason,
                        gs_skip_reason skip, bool candidate, bool relu);
 
 /* Unpack and handle death (unpack.c, handle.c). */
-void gs__planwire_unpack(const gs_handle *h);
-void gs__planwire_death(const gs_handle *h);
+void gs__plans_unpack(const gs_handle *h);
+void gs__plans_death(const gs_handle *h);
 
 /* Probe callables from the Python bootstrap (module.c: set_probe). Steals nothing. */
 void gs__probe_set(PyObject *probe, PyObject *collect);

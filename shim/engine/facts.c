@@ -166,7 +166,7 @@ gs_pack_choice gs__facts_decide(const gs_tensor_facts *f, uint64_t iteration, ui
   gs_policy_desc d = gs__facts_desc(f, iteration, index);
   gs_policy_decision dec = gs__plan_decide(&d, &c.reason);
   c.bits = dec.bits;
-  c.skip = dec.bits ? GS_SKIP_POLICY : gs__planwire_skip(dec.keep);
+  c.skip = dec.bits ? GS_SKIP_POLICY : gs__plans_skip(dec.keep);
   c.candidate = c.reason != GS_REASON_SKIPPED;
   c.probe = dec.bits && f->dtype != GS_DTYPE_BOOL && gs__plan_probing(iteration);
   return c;

@@ -66,7 +66,7 @@ static void gs__capsule_destroy(PyObject *cap) {
   }
   gs__dedup_remove(h);
   gs__account(h, false);
-  gs__planwire_death(h);
+  gs__plans_death(h);
   gs__handle_free(h);
 }
 

@@ -36,7 +36,7 @@ static PyObject *gs__m_install(PyObject *self, PyObject *torch) {
   if (!gs__active()) return gs__py_none(); /* GACTSHIM_DISABLE, or loaded without the constructor */
   if (gs__torch.torch == NULL) {
     if (gs__torch_load(torch) != 0) return NULL;
-    gs__planwire_configure();
+    gs__plans_configure();
   }
   if (gs__push_hooks() != 0) return NULL;
   return gs__py_none();

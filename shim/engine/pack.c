@@ -16,15 +16,15 @@ static uint32_t gs__next_index(void) {
   if (gs__unpacked_since_pack) {
     gs__unpacked_since_pack = false;
     /* A backward inside forward (a chunked loss, autograd.grad) unpacks too: the iteration goes
-     * on while tensors it saved earlier still wait for their backward (planwire.c). */
-    if (gs__planwire_iteration_done()) {
+     * on while tensors it saved earlier still wait for their backward (plans.c). */
+    if (gs__plans_iteration_done()) {
       gs__iter++;
       gs__index = 0;
     }
   }
   if (gs__index == 0) {
     gs__trace_iteration(gs__iter); /* the timeline's iteration bands */
-    gs__planwire_iteration(gs__iter); /* the completed iteration becomes a plan */
+    gs__plans_iteration(gs__iter); /* the completed iteration becomes a plan */
   }
   return gs__index++;
 }
@@ -35,7 +35,7 @@ static uint32_t gs__next_index(void) {
 static void gs__note_pack(PyObject *h, const gs_tensor_facts *f, uint32_t index,
                           const gs_pack_choice *c) {
   gs_policy_desc d = gs__facts_desc(f, gs__iter, index);
-  gs__planwire_pack(h, gs__iter, &d, c->reason, c->skip, c->candidate,
+  gs__plans_pack(h, gs__iter, &d, c->reason, c->skip, c->candidate,
                     (f->producer_flags & GS_PRODUCER_RELU) != 0);
 }
 

@@ -149,7 +149,7 @@ PyObject *gs__unpack(PyObject *self, PyObject *obj) {
     return obj;
   }
   if (gs__check_version(h) != 0) return NULL;
-  gs__planwire_unpack(h);
+  gs__plans_unpack(h);
   if (!h->compressed) {
     if (h->held_bytes) gs__trace_saved(GS_SAVED_UNPACK, h->held_bytes, h->held_bytes, 0, 0, h->device);
     gs__py.Py_IncRef(h->data);

@@ -1,4 +1,4 @@
-/* planwire.c: feeds the plans (policy/plan.c) from pack, unpack and handle deaths; reports them. */
+/* plans.c: feeds the plans (policy/plan.c) from pack, unpack and handle deaths; reports them. */
 #include "engine.h"
 
 #include <stdio.h>
@@ -28,12 +28,12 @@ static gs_policy_config gs__policy_config(const gs_config *c) {
   return p;
 }
 
-void gs__planwire_configure(void) {
+void gs__plans_configure(void) {
   gs_policy_config p = gs__policy_config(&gs__cfg);
   gs__plan_configure(&p);
 }
 
-gs_skip_reason gs__planwire_skip(gs_policy_keep keep) {
+gs_skip_reason gs__plans_skip(gs_policy_keep keep) {
   switch (keep) {
     case GS_KEEP_DTYPE: return GS_SKIP_DTYPE;
     case GS_KEEP_SMALL: return GS_SKIP_SMALL;
@@ -66,14 +66,14 @@ static void gs__trace_plan(const gs_plan_iter *it) {
   }
 }
 
-void gs__planwire_iteration(uint64_t it) {
+void gs__plans_iteration(uint64_t it) {
   gs__probe_collect();
   gs__plan_begin(it, gs__now_ns());
   const gs_plan_iter *last = gs__plan_last();
   if (last) gs__trace_plan(last);
 }
 
-void gs__planwire_pack(PyObject *cap, uint64_t it, const gs_policy_desc *d, gs_plan_reason reason,
+void gs__plans_pack(PyObject *cap, uint64_t it, const gs_policy_desc *d, gs_plan_reason reason,
                        gs_skip_reason skip, bool candidate, bool relu) {
   gs_handle *h = cap ? gs__handle_of(cap) : NULL;
   bool fresh = h && !h->planned && skip != GS_SKIP_DUPLICATE;
@@ -95,15 +95,15 @@ void gs__planwire_pack(PyObject *cap, uint64_t it, const gs_policy_desc *d, gs_p
   gs__plan_note_pack(&p);
 }
 
-void gs__planwire_unpack(const gs_handle *h) {
+void gs__plans_unpack(const gs_handle *h) {
   if (h->planned) gs__plan_note_unpack(h->plan_iter, h->plan_index, gs__now_ns());
 }
 
-bool gs__planwire_iteration_done(void) {
+bool gs__plans_iteration_done(void) {
   return gs__live_iter_n == 0 || gs__plan_first_unpacked();
 }
 
-void gs__planwire_death(const gs_handle *h) {
+void gs__plans_death(const gs_handle *h) {
   if (!h->planned) return;
   if (h->plan_iter == gs__live_iter && gs__live_iter_n) gs__live_iter_n--;
   if (h->compressed && h->full_bytes > h->held_bytes) {
