@@ -1,7 +1,5 @@
 /* codec_cpu.c: the CPU twin of the GPU codec — parameters, buffer layout, compress, decompress. */
 #include "gactshim.h"
-#include "codec_core.h"
-#include "codec_layout.h"
 #include "kernels.h"
 
 #include <errno.h>

@@ -1,7 +1,6 @@
 /* gpu.c: launches the embedded codec kernels through the CUDA Driver API, resolved at run time. */
 #include "gactshim.h"
-#include "codec_core.h"
-#include "codec_layout.h"
+#include "kernels.h"
 
 #include <errno.h>
 

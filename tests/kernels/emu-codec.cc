@@ -47,7 +47,7 @@ static unsigned atomicAdd(unsigned *p, unsigned v) { return __atomic_fetch_add(p
 #include "codec.cu"
 
 #include "gactshim.h"
-#include "codec_layout.h"
+#include "kernels.h"
 #include "testdata.h"
 
 typedef void (*emu_kernel)(gs__kparams);
