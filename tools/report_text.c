@@ -114,7 +114,7 @@ static void rp_text_plan(FILE *out, rp_trace *t) {
   fprintf(out, "decisions of iteration %llu (index, full size, bits, why; then the next iteration's):\n",
           (unsigned long long)last);
   for (size_t i = 0; i < t->nevents; i++) {
-    const gs_event *e = &t->events[i];
+    const gs_trace_event *e = &t->events[i];
     if (e->type != GS_REC_PLAN || e->a != last || e->kind == 0) continue;
     char b[32];
     const char *why = e->kind < GS_ARRAY_LEN(reasons) ? reasons[e->kind] : "?";

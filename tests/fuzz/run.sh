@@ -26,7 +26,7 @@ fi
 
 declare -A sources=(
   [config]="$here/fuzz_config.c $top/shim/base/config.c"
-  [trace]="$here/fuzz_trace.c $top/shim/format/records.c $top/shim/base/process.c $top/tools/report_load.c"
+  [trace]="$here/fuzz_trace.c $top/shim/format/records.c $top/shim/format/codec.c $top/shim/base/process.c $top/tools/report_load.c"
   [control]="$here/fuzz_control.c $top/shim/format/control_proto.c"
 )
 
