@@ -65,7 +65,7 @@ int rp_analyze(rp_trace *t);
 /* Seconds since the trace's start. */
 double rp_sec(const rp_trace *t, uint64_t ns);
 
-/* Category and kind names ("activation", "compressed", "parameter", "other"). */
+/* Category and kind names ("other", "activation", "compressed"; "device", ...). */
 const char *rp_cat_name(unsigned cat);
 const char *rp_kind_name(unsigned kind);
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const rp_cats[GS_CAT__COUNT] = {"other", "activation", "compressed", "parameter"};
+static const char *const rp_cats[GS_CAT__COUNT] = {"other", "activation", "compressed"};
 static const char *const rp_kinds[GS_KIND__COUNT] = {"device", "async-pool", "vmm", "managed",
                                                      "host-pinned", "saved"};
 

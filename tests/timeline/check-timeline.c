@@ -377,7 +377,7 @@ static void start_memory_recorder(void) {
   gs__trace_defaults(&o);
   o.keep_own_frames = true;
   ck_assert_int_eq(gs__trace_configure(&o), 0);
-  gs_alloc_record r = {.size = 1 << 20, .device = 0, .category = GS_CAT_PARAMETER};
+  gs_alloc_record r = {.size = 1 << 20, .device = 0, .category = GS_CAT_OTHER};
   gs__trace_alloc(0x42, &r); /* the first event starts the writer and the socket */
   char sock[160];
   snprintf(sock, sizeof(sock), "%s/%ld.sock", tmpdir, (long)getpid());
