@@ -226,6 +226,9 @@ static void gs__emit_sample(const gs_rec_sample *s) {
 static void gs__emit_sites(void) {
   uint32_t parent;
   uint64_t ip;
+  /* Id 0 is "no site". Skipped before the loop: skipping it after made the first round emit
+   * nothing, so a run that stopped before the writer's second round lost every SITE record. */
+  if (gs__r.sites_emitted == 0) gs__r.sites_emitted = 1;
   while (gs__r.sites_emitted < gs__sites_next_id() &&
          gs__sites_get(gs__r.sites_emitted, &parent, &ip)) {
     gs_rec_site s = {gs__r.sites_emitted, parent, ip};
@@ -234,7 +237,6 @@ static void gs__emit_sites(void) {
     if (!gs__modmap_contains(&gs__r.mods, ip)) gs__r.unknown_ip = true;
     gs__r.sites_emitted++;
   }
-  if (gs__r.sites_emitted == 0) gs__r.sites_emitted = 1; /* id 0 is "no site" */
   /* A library loaded since the last scan: rescan, at most once a second (JIT code has no module
    * and would otherwise rescan forever). */
   uint64_t now = gs__now_ns();

@@ -289,6 +289,32 @@ START_TEST(truncated_and_corrupt_traces) {
 }
 END_TEST
 
+/* A job that stops right after its allocations (before the writer's second round) still gets
+ * the SITE records its ALLOC records name. */
+START_TEST(short_run_keeps_sites) {
+  make_tmpdir();
+  char path[128];
+  snprintf(path, sizeof(path), "%s/short.trace", tmpdir);
+  gs_trace_options o;
+  gs__trace_defaults(&o);
+  snprintf(o.path, sizeof(o.path), "%s", path);
+  o.control = false;
+  o.keep_own_frames = true;
+  ck_assert_int_eq(gs__trace_configure(&o), 0);
+  gs_alloc_record r = {.size = 1 << 20, .device = 0, .category = GS_CAT_ACTIVATION};
+  gs__trace_alloc(0x5000, &r);
+  ck_assert_int_eq(gs__trace_stop(), 0);
+  rp_trace t;
+  char err[256];
+  ck_assert_int_eq(rp_load_file(&t, path, err, sizeof(err)), 0);
+  ck_assert_uint_eq(t.nevents, 1);
+  ck_assert_uint_ne(t.events[0].site, 0);
+  ck_assert_uint_lt(t.events[0].site, t.nsites);  /* its SITE record was written ... */
+  ck_assert_uint_ne(t.site_ip[t.events[0].site], 0); /* ... with its frame */
+  rp_free(&t);
+}
+END_TEST
+
 START_TEST(carve_keeps_device_total) {
   make_tmpdir();
   char path[128];
@@ -519,6 +545,7 @@ static Suite *timeline_suite(void) {
   tcase_add_test(unit, truncated_and_corrupt_traces);
   tcase_add_test(unit, second_writer_leaves_file_alone);
   tcase_add_test(unit, carve_keeps_device_total);
+  tcase_add_test(unit, short_run_keeps_sites);
   tcase_add_test(unit, config_trace_variables);
   tcase_add_test(unit, cupti_fails_open);
   tcase_add_test(unit, socket_snapshot);
