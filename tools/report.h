@@ -29,7 +29,7 @@ typedef struct rp_trace {
   gs_trace_header hdr;
   gs_rec_sample *samples;         /* sorted by time */
   size_t nsamples;
-  gs_event *events;               /* detail, ITER and OOM, sorted by time */
+  gs_trace_event *events;         /* every event record (detail, ITER, OOM, PLAN), by time */
   size_t nevents;
   char **kernel_names;            /* parallel to events: a KERNEL event's name, else NULL */
   uint32_t *site_parent;          /* by site id */
@@ -65,7 +65,7 @@ int rp_analyze(rp_trace *t);
 /* Seconds since the trace's start. */
 double rp_sec(const rp_trace *t, uint64_t ns);
 
-/* Category and kind names ("activation", "compressed", "parameter", "other"). */
+/* Category and kind names ("other", "activation", "compressed"; "device", ...). */
 const char *rp_cat_name(unsigned cat);
 const char *rp_kind_name(unsigned kind);
 

@@ -12,8 +12,8 @@
 #define RP_B 30        /* bottom margin: x labels */
 
 /* Bottom to top of the stack, with their colours. */
-static const unsigned rp_stack[GS_CAT__COUNT] = {GS_CAT_PARAMETER, GS_CAT_ACTIVATION, GS_CAT_COMPRESSED, GS_CAT_OTHER};
-static const char *const rp_colour[GS_CAT__COUNT] = {"#4e79a7", "#e15759", "#59a14f", "#bab0ac"};
+static const unsigned rp_stack[GS_CAT__COUNT] = {GS_CAT_ACTIVATION, GS_CAT_COMPRESSED, GS_CAT_OTHER};
+static const char *const rp_colour[GS_CAT__COUNT] = {"#e15759", "#59a14f", "#bab0ac"};
 
 static void rp_esc(FILE *f, const char *s) {
   for (; *s; s++) {
@@ -162,13 +162,13 @@ static void rp_section(FILE *f, rp_trace *t) {
 }
 
 static void rp_rank_table(FILE *f, rp_trace *ts, size_t n) {
-  char b[5][32];
-  fprintf(f, "<table class=\"wide\"><tr><th>rank</th><th>pid</th><th>peak</th><th>at</th><th>activation</th><th>compressed</th><th>parameter</th><th>other</th></tr>\n");
+  char b[4][32];
+  fprintf(f, "<table class=\"wide\"><tr><th>rank</th><th>pid</th><th>peak</th><th>at</th><th>activation</th><th>compressed</th><th>other</th></tr>\n");
   for (size_t i = 0; i < n; i++)
-    fprintf(f, "<tr><td>%d</td><td>%llu</td><td>%s</td><td>%.3f s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+    fprintf(f, "<tr><td>%d</td><td>%llu</td><td>%s</td><td>%.3f s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
             ts[i].hdr.rank, (unsigned long long)ts[i].hdr.pid, rp_bytes(ts[i].peak.total, b[0], 32), rp_sec(&ts[i], ts[i].peak.t),
             rp_bytes(ts[i].peak.by_cat[GS_CAT_ACTIVATION], b[1], 32), rp_bytes(ts[i].peak.by_cat[GS_CAT_COMPRESSED], b[2], 32),
-            rp_bytes(ts[i].peak.by_cat[GS_CAT_PARAMETER], b[3], 32), rp_bytes(ts[i].peak.by_cat[GS_CAT_OTHER], b[4], 32));
+            rp_bytes(ts[i].peak.by_cat[GS_CAT_OTHER], b[3], 32));
   fprintf(f, "</table>\n");
 }
 

@@ -29,7 +29,7 @@ typedef struct rp_caps {
 
 static int rp_add_site(rp_trace *t, rp_caps *c, const gs_rec *r) {
   gs_rec_site s;
-  gs__tracefmt_get(r, &s, sizeof(s));
+  if (gs__tracefmt_get_site(r, &s) != 0) return 0;
   /* The writer numbers sites densely from 1 and writes every one, so a buffer of n bytes names no
    * id above the number of SITE records it can hold; a larger one is nonsense, and ignoring it
    * keeps a hostile 16-byte record from making us allocate hundreds of megabytes. */
@@ -46,25 +46,30 @@ static int rp_add_site(rp_trace *t, rp_caps *c, const gs_rec *r) {
 }
 
 static int rp_add_module(rp_trace *t, rp_caps *c, const gs_rec *r) {
-  if (r->len < sizeof(gs_rec_module) || rp_grow((void **)&t->mods, &c->mods, t->nmods, sizeof(rp_module)) != 0)
-    return r->len < sizeof(gs_rec_module) ? 0 : -ENOMEM;
-  rp_module *m = &t->mods[t->nmods++];
-  memcpy(&m->r, r->payload, sizeof(m->r));
-  m->path = strndup((const char *)r->payload + sizeof(m->r), r->len - sizeof(m->r));
-  return m->path ? 0 : -ENOMEM;
+  gs_rec_module mod;
+  const uint8_t *path;
+  size_t path_n;
+  if (gs__tracefmt_get_module(r, &mod, &path, &path_n) != 0) return 0;
+  if (rp_grow((void **)&t->mods, &c->mods, t->nmods, sizeof(rp_module)) != 0) return -ENOMEM;
+  rp_module *m = &t->mods[t->nmods];
+  m->r = mod;
+  m->path = strndup((const char *)path, path_n);
+  if (!m->path) return -ENOMEM;
+  t->nmods++;
+  return 0;
 }
 
 static int rp_add_event(rp_trace *t, rp_caps *c, const gs_rec *r) {
   size_t cap = c->events;
-  if (rp_grow((void **)&t->events, &cap, t->nevents, sizeof(gs_event)) != 0) return -ENOMEM;
+  if (rp_grow((void **)&t->events, &cap, t->nevents, sizeof(gs_trace_event)) != 0) return -ENOMEM;
   cap = c->events;
   if (rp_grow((void **)&t->kernel_names, &cap, t->nevents, sizeof(char *)) != 0) return -ENOMEM;
   c->events = cap;
-  gs_event *ev = &t->events[t->nevents];
-  gs__tracefmt_get(r, ev, sizeof(*ev));
-  ev->type = (uint8_t)r->type;
-  if (r->type == GS_REC_KERNEL && r->len > sizeof(*ev))
-    t->kernel_names[t->nevents] = strndup((const char *)r->payload + sizeof(*ev), r->len - sizeof(*ev));
+  const uint8_t *name;
+  size_t name_n;
+  if (gs__tracefmt_get_event(r, &t->events[t->nevents], &name, &name_n) != 0) return 0;
+  if (r->type == GS_REC_KERNEL && name_n)
+    t->kernel_names[t->nevents] = strndup((const char *)name, name_n);
   t->nevents++;
   return 0;
 }
@@ -76,12 +81,11 @@ static int rp_add(rp_trace *t, rp_caps *c, const gs_rec *r) {
     case GS_REC_SAMPLE:
       if (rp_grow((void **)&t->samples, &c->samples, t->nsamples, sizeof(gs_rec_sample)) != 0)
         return -ENOMEM;
-      gs__tracefmt_get(r, &t->samples[t->nsamples++], sizeof(gs_rec_sample));
+      t->nsamples += gs__tracefmt_get_sample(r, &t->samples[t->nsamples]) == 0;
       return 0;
-    case GS_REC_DROP: gs__tracefmt_get(r, &t->drop, sizeof(t->drop)); return 0;
+    case GS_REC_DROP: gs__tracefmt_get_drop(r, &t->drop); return 0;
     case GS_REC_END:
-      gs__tracefmt_get(r, &t->end, sizeof(t->end));
-      t->has_end = true;
+      t->has_end = gs__tracefmt_get_end(r, &t->end) == 0 || t->has_end;
       return 0;
     case GS_REC_ALLOC: case GS_REC_FREE: case GS_REC_RECAT: case GS_REC_SAVED:
     case GS_REC_ITER: case GS_REC_OOM: case GS_REC_KERNEL: case GS_REC_PLAN:
@@ -111,7 +115,7 @@ static int rp_cmp_ord(const void *a, const void *b) {
  * CUPTI's kernel records arrive late, and threads interleave. */
 static int rp_sort_events(rp_trace *t) {
   rp_ord *o = malloc((t->nevents + 1) * sizeof(*o));
-  gs_event *ev = malloc((t->nevents + 1) * sizeof(*ev));
+  gs_trace_event *ev = malloc((t->nevents + 1) * sizeof(*ev));
   char **kn = malloc((t->nevents + 1) * sizeof(*kn));
   if (!o || !ev || !kn) {
     free(o), free(ev), free(kn);
@@ -141,7 +145,7 @@ int rp_load(rp_trace *t, const char *name, const uint8_t *buf, size_t len, char 
     return rc;
   }
   t->hdr = rd.hdr;
-  rp_caps caps = {.site_limit = len / (GS_REC_HDR_BYTES + sizeof(gs_rec_site))};
+  rp_caps caps = {.site_limit = len / (GS_REC_HDR_BYTES + GS_FMT_SITE_BYTES)};
   gs_rec r;
   while ((rc = gs__tracefmt_next(&rd, &r)) == 1)
     if (rp_add(t, &caps, &r) != 0) {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const rp_cats[GS_CAT__COUNT] = {"other", "activation", "compressed", "parameter"};
+static const char *const rp_cats[GS_CAT__COUNT] = {"other", "activation", "compressed"};
 static const char *const rp_kinds[GS_KIND__COUNT] = {"device", "async-pool", "vmm", "managed",
                                                      "host-pinned", "saved"};
 
@@ -83,7 +83,7 @@ static int rp_sites_at_peak(rp_trace *t) {
     return -ENOMEM;
   }
   for (size_t i = 0; i < t->nevents && t->events[i].t <= t->peak.t; i++) {
-    const gs_event *e = &t->events[i];
+    const gs_trace_event *e = &t->events[i];
     if (e->device != t->peak_dev || e->a == 0) continue;
     if (e->type == GS_REC_ALLOC) {
       size_t s = rp_slot(&l, e->a);
@@ -102,7 +102,7 @@ static int rp_sites_at_peak(rp_trace *t) {
   for (size_t i = 0; i <= t->nsites; i++) t->top[i].site = (uint32_t)i;
   for (size_t s = 0; s < cap; s++) {
     if (!l.keys[s]) continue;
-    const gs_event *e = &t->events[l.idx[s]];
+    const gs_trace_event *e = &t->events[l.idx[s]];
     uint32_t site = e->site < t->nsites ? e->site : 0;
     t->top[site].bytes += e->b;
     t->top[site].count++;
@@ -129,7 +129,7 @@ static int rp_iterations(rp_trace *t) {
   t->iters = calloc(n, sizeof(rp_iter));
   if (!t->iters) return -ENOMEM;
   for (size_t i = 0; i < t->nevents; i++) {
-    const gs_event *e = &t->events[i];
+    const gs_trace_event *e = &t->events[i];
     if (e->type != GS_REC_ITER) continue;
     if (t->niters) t->iters[t->niters - 1].t1 = e->t;
     t->iters[t->niters++] = (rp_iter){e->a, e->t, t->t_last > e->t ? t->t_last : e->t, 0};
@@ -147,7 +147,7 @@ static int rp_iterations(rp_trace *t) {
 
 static void rp_compression(rp_trace *t) {
   for (size_t i = 0; i < t->nevents; i++) {
-    const gs_event *e = &t->events[i];
+    const gs_trace_event *e = &t->events[i];
     if (e->type == GS_REC_OOM) continue;
     if (e->type != GS_REC_SAVED || e->kind > GS_SAVED_DECOMPRESS) continue;
     rp_comp *c = &t->comp[e->kind];

@@ -49,7 +49,7 @@ static void rp_pf_counters(FILE *f, const rp_trace *t, unsigned pid) {
 static void rp_pf_events(FILE *f, const rp_trace *t, unsigned pid) {
   static const char *const ops[4] = {"pack (kept)", "compress", "unpack", "decompress"};
   for (size_t i = 0; i < t->nevents; i++) {
-    const gs_event *e = &t->events[i];
+    const gs_trace_event *e = &t->events[i];
     if (e->type == GS_REC_SAVED && e->kind <= GS_SAVED_DECOMPRESS) {
       fprintf(f, ",\n{\"name\":\"%s\",\"ph\":\"X\",\"ts\":%.3f,\"dur\":%.3f,\"pid\":%u,\"tid\":1,"
               "\"args\":{\"bytes_before\":%llu,\"bytes_after\":%llu,\"bits\":%u}}",

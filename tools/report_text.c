@@ -10,17 +10,16 @@ static const char *rp_dev_name(int dev, char *buf, size_t len) {
 }
 
 static void rp_text_ranks(FILE *out, rp_trace *ts, size_t n) {
-  fprintf(out, "%-6s %-8s %-12s %-10s %-12s %-12s %-12s %-12s %s\n", "rank", "pid", "peak", "at (s)",
-          "activation", "compressed", "parameter", "other", "trace");
+  fprintf(out, "%-6s %-8s %-12s %-10s %-12s %-12s %-12s %s\n", "rank", "pid", "peak", "at (s)",
+          "activation", "compressed", "other", "trace");
   for (size_t i = 0; i < n; i++) {
     rp_trace *t = &ts[i];
-    char b[5][32];
-    fprintf(out, "%-6d %-8llu %-12s %-10.3f %-12s %-12s %-12s %-12s %s\n", t->hdr.rank,
+    char b[4][32];
+    fprintf(out, "%-6d %-8llu %-12s %-10.3f %-12s %-12s %-12s %s\n", t->hdr.rank,
             (unsigned long long)t->hdr.pid, rp_bytes(t->peak.total, b[0], 32), rp_sec(t, t->peak.t),
             rp_bytes(t->peak.by_cat[GS_CAT_ACTIVATION], b[1], 32),
             rp_bytes(t->peak.by_cat[GS_CAT_COMPRESSED], b[2], 32),
-            rp_bytes(t->peak.by_cat[GS_CAT_PARAMETER], b[3], 32),
-            rp_bytes(t->peak.by_cat[GS_CAT_OTHER], b[4], 32), t->name);
+            rp_bytes(t->peak.by_cat[GS_CAT_OTHER], b[3], 32), t->name);
   }
   fputc('\n', out);
 }
@@ -114,7 +113,7 @@ static void rp_text_plan(FILE *out, rp_trace *t) {
   fprintf(out, "decisions of iteration %llu (index, full size, bits, why; then the next iteration's):\n",
           (unsigned long long)last);
   for (size_t i = 0; i < t->nevents; i++) {
-    const gs_event *e = &t->events[i];
+    const gs_trace_event *e = &t->events[i];
     if (e->type != GS_REC_PLAN || e->a != last || e->kind == 0) continue;
     char b[32];
     const char *why = e->kind < GS_ARRAY_LEN(reasons) ? reasons[e->kind] : "?";

@@ -54,12 +54,13 @@ typedef enum gs_alloc_kind {
   GS_KIND__COUNT
 } gs_alloc_kind;
 
-/* What the bytes are used for, as far as the shim knows. Written to traces as above. */
+/* What the bytes are used for, as far as the shim knows. Written to traces as above; a trace's
+ * samples have GS_FMT_SAMPLE_CATS slots (shim/format), checked at compile time. Parameters are
+ * not told apart from other memory (the allocator's segments hold both): they count as other. */
 typedef enum gs_category {
   GS_CAT_OTHER = 0,
   GS_CAT_ACTIVATION,    /* a saved activation kept at full precision */
   GS_CAT_COMPRESSED,    /* a compressed saved activation */
-  GS_CAT_PARAMETER,
   GS_CAT__COUNT
 } gs_category;
 

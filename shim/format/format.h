@@ -7,15 +7,39 @@
 
 #include "base.h"
 
-/* ---- trace records (records.c) ------------------------------------------------------------ */
+/* ---- trace records: framing and reader (records.c), payload codecs (codec.c) -------------- */
+
+/* Every byte that reaches a file or the socket is written here with explicit little-endian
+ * stores at the offsets docs/trace-format.md lists, and read back with explicit loads into the
+ * plain structs below. Those structs are decoded values: their in-memory layout (padding, enum
+ * widths, array sizes) is never copied to disk, so changing them does not change the format. */
 
 #define GS_TRACE_MAGIC "GSTRACE\n"
-#define GS_TRACE_VERSION 1
+#define GS_TRACE_VERSION 2   /* major: a reader refuses every other (u16 at offset 8, always) */
+#define GS_TRACE_MINOR 0     /* additions within a major: new record types, longer payloads */
 #define GS_TRACE_HDR_BYTES 64
 #define GS_REC_HDR_BYTES 8
 #define GS_REC_MAX 4096 /* largest record we write (a module path is the longest) */
 
-/* Record types. Values are part of the format: append, never renumber. */
+/* Payload sizes of version 2.0: what the writer writes, and the least a reader accepts for a
+ * known type (a later minor may append fields; a reader ignores bytes past those it knows). */
+#define GS_FMT_EVENT_BYTES 56
+#define GS_FMT_MODULE_BYTES 24 /* then the path bytes */
+#define GS_FMT_SITE_BYTES 16
+#define GS_FMT_SAMPLE_CATS 4   /* by_cat slots on disk (gs_category); unused ones hold 0 */
+#define GS_FMT_SAMPLE_KINDS 8  /* by_kind slots on disk (gs_alloc_kind); unused ones hold 0 */
+#define GS_FMT_SAMPLE_BYTES (24 + 8 * (GS_FMT_SAMPLE_CATS + GS_FMT_SAMPLE_KINDS))
+#define GS_FMT_DROP_BYTES 48
+#define GS_FMT_END_BYTES 32
+
+/* A new category or kind takes a spare slot (a minor change); one more than the slots is a new
+ * major version. Both are written as u8 in events. */
+_Static_assert(GS_CAT__COUNT <= GS_FMT_SAMPLE_CATS, "categories exceed the sample's on-disk slots");
+_Static_assert(GS_KIND__COUNT <= GS_FMT_SAMPLE_KINDS, "kinds exceed the sample's on-disk slots");
+_Static_assert(GS_CAT__COUNT <= 256 && GS_KIND__COUNT <= 256, "events store them in one byte");
+
+/* Record types. Values are part of the format: append, never renumber. Every type but MODULE
+ * and SITE starts its payload with u64 t (gs__tracefmt_time), new ones included. */
 typedef enum gs_rec_type {
   GS_REC_MODULE = 1, /* summary: a loaded object (bias, range, path) */
   GS_REC_SITE = 2,   /* summary: a call-site tree node (id, parent, ip) */
@@ -44,33 +68,44 @@ typedef enum gs_saved_op {
 #define GS_PLAN_REASON_NAMES                                                                     \
   {"skipped", "fixed", "warmup", "adaptive", "budget", "budget-fits", "not-at-peak", "at-peak"}
 
-/* The 64-byte file header; all integers little-endian. */
+/* The file header, decoded (64 bytes on disk, starting with the magic). */
 typedef struct gs_trace_header {
-  char magic[8];
-  uint16_t version;
-  uint16_t header_bytes;
+  uint16_t version;      /* GS_TRACE_VERSION */
+  uint16_t minor;        /* GS_TRACE_MINOR of the writer */
+  uint16_t header_bytes; /* records start here; a later minor may write a longer header */
   uint32_t flags;        /* GS_TRACE_F_* */
+  int32_t rank;          /* RANK, else LOCAL_RANK, else -1 */
   uint64_t pid;
   uint64_t t0_mono_ns;   /* CLOCK_MONOTONIC at start: record times are on this clock */
   uint64_t t0_real_ns;   /* CLOCK_REALTIME at the same moment */
-  int32_t rank;          /* RANK, else LOCAL_RANK, else -1 */
-  uint32_t reserved0;
   uint64_t max_bytes;    /* GACTSHIM_TRACE_MAX the writer honoured */
-  uint64_t reserved1;
 } gs_trace_header;
 
 #define GS_TRACE_F_SNAPSHOT 1u /* a live snapshot served over the control socket */
+
+/* ALLOC, FREE, RECAT, SAVED, ITER, OOM, KERNEL and PLAN records, decoded. Field use per type is
+ * listed in docs/trace-format.md. */
+typedef struct gs_trace_event {
+  uint64_t t;
+  uint8_t type;      /* gs_rec_type (from the record header) */
+  uint8_t kind;      /* gs_alloc_kind, or the saved-tensor operation */
+  uint8_t cat;       /* gs_category */
+  uint8_t cat2;      /* new category (recategorize), bits (saved tensors) */
+  int16_t device;
+  uint16_t flags;
+  uint32_t site;     /* call-site node id, 0 = none */
+  uint32_t tid;
+  uint64_t a, b, c, d;
+} gs_trace_event;
 
 typedef struct gs_rec_module { uint64_t bias, lo, hi; } gs_rec_module; /* + path bytes */
 typedef struct gs_rec_site { uint32_t id, parent; uint64_t ip; } gs_rec_site;
 typedef struct gs_rec_sample {
   uint64_t t;
   int16_t device;
-  uint16_t pad0;
-  uint32_t pad1;
   uint64_t total;
-  uint64_t by_cat[GS_CAT__COUNT];
-  uint64_t by_kind[GS_KIND__COUNT];
+  uint64_t by_cat[GS_FMT_SAMPLE_CATS];   /* indexed by gs_category; spare slots 0 */
+  uint64_t by_kind[GS_FMT_SAMPLE_KINDS]; /* indexed by gs_alloc_kind; spare slots 0 */
 } gs_rec_sample;
 typedef struct gs_rec_drop {
   uint64_t t;
@@ -85,12 +120,30 @@ typedef struct gs_rec_end { uint64_t t, registry_peak, events, flags; } gs_rec_e
 /* Fills a header for this process. */
 void gs__tracefmt_header(gs_trace_header *h, uint64_t max_bytes, uint32_t flags);
 
-/* Encodes one record into dst (cap bytes): its length, or 0 if it does not fit. */
-size_t gs__tracefmt_encode(uint8_t *dst, size_t cap, unsigned type, const void *p1, size_t n1,
-                           const void *p2, size_t n2);
+/* The header's 64 bytes on disk (magic included). */
+void gs__tracefmt_put_header(uint8_t out[GS_TRACE_HDR_BYTES], const gs_trace_header *h);
+
+/* Frames a payload that is already in its on-disk form (payload, then tail) as one record into
+ * dst (cap bytes): the record's length, or 0 if it does not fit. */
+size_t gs__tracefmt_frame(uint8_t *dst, size_t cap, unsigned type, const void *payload, size_t n,
+                          const void *tail, size_t tail_n);
+
+/* Encoders: one whole record into dst (cap bytes); its length, or 0 if it does not fit. An event
+ * takes its type from ev->type; name (KERNEL only, else NULL) follows its fixed part. */
+size_t gs__tracefmt_put_event(uint8_t *dst, size_t cap, const gs_trace_event *ev, const char *name,
+                              size_t name_n);
+size_t gs__tracefmt_put_module(uint8_t *dst, size_t cap, const gs_rec_module *m, const char *path,
+                               size_t path_n);
+size_t gs__tracefmt_put_site(uint8_t *dst, size_t cap, const gs_rec_site *s);
+size_t gs__tracefmt_put_sample(uint8_t *dst, size_t cap, const gs_rec_sample *s);
+size_t gs__tracefmt_put_drop(uint8_t *dst, size_t cap, const gs_rec_drop *d);
+size_t gs__tracefmt_put_end(uint8_t *dst, size_t cap, const gs_rec_end *e);
 
 /* Detail records are what the size bound drops first. */
 bool gs__tracefmt_is_detail(unsigned type);
+
+/* The types whose payload is an event (gs__tracefmt_get_event). */
+bool gs__tracefmt_is_event(unsigned type);
 
 /* A reader over a buffer holding a whole trace (or its prefix). */
 typedef struct gs_trace_reader {
@@ -107,31 +160,30 @@ typedef struct gs_rec {
   size_t off;   /* offset of the record in the buffer */
 } gs_rec;
 
-/* 0, or -EBADMSG (not a trace, err says why) / -EPROTONOSUPPORT (a newer major version). */
+/* 0, or -EBADMSG (not a trace, or a corrupt header: err says why) / -EPROTONOSUPPORT (another
+ * major version: err is the "unsupported trace version N" line). */
 int gs__tracefmt_open(gs_trace_reader *r, const void *buf, size_t len);
 
 /* 1 with *out, 0 at a clean end, -ENODATA when the buffer ends inside a record (a trace cut by a
- * crash: everything before is valid), -EBADMSG for a corrupt record. err names the offset. */
+ * crash: everything before is valid), -EBADMSG for a corrupt record (bad length or check, or a
+ * known type shorter than its 2.0 payload). err names the offset. Unknown types are returned
+ * as they are, for the caller to skip. */
 int gs__tracefmt_next(gs_trace_reader *r, gs_rec *out);
 
-/* Copies a fixed-size payload, zero-filling what an older writer did not have. */
-void gs__tracefmt_get(const gs_rec *rec, void *dst, size_t n);
+/* Decoders of a record gs__tracefmt_next returned: 0, or -EBADMSG when it is not of that type or
+ * too short. Fields past the payload's end read 0 (a record of an older minor); bytes past the
+ * fields known here are ignored (a newer minor). */
+int gs__tracefmt_get_event(const gs_rec *r, gs_trace_event *ev, const uint8_t **tail,
+                           size_t *tail_n);
+int gs__tracefmt_get_module(const gs_rec *r, gs_rec_module *m, const uint8_t **path,
+                            size_t *path_n);
+int gs__tracefmt_get_site(const gs_rec *r, gs_rec_site *s);
+int gs__tracefmt_get_sample(const gs_rec *r, gs_rec_sample *s);
+int gs__tracefmt_get_drop(const gs_rec *r, gs_rec_drop *d);
+int gs__tracefmt_get_end(const gs_rec *r, gs_rec_end *e);
 
-
-/* One trace event as the hot path hands it over: 56 bytes, so a slot with its sequence number is
- * one 64-byte cache line. Field use per type is listed in docs/trace-format.md. */
-typedef struct gs_event {
-  uint64_t t;        /* gs__now_ns() */
-  uint8_t type;      /* gs_rec_type */
-  uint8_t kind;      /* gs_alloc_kind, or the saved-tensor operation */
-  uint8_t cat;       /* gs_category */
-  uint8_t cat2;      /* new category (recategorize), bits (saved tensors) */
-  int16_t device;
-  uint16_t flags;
-  uint32_t site;     /* call-site node id, 0 = none */
-  uint32_t tid;
-  uint64_t a, b, c, d;
-} gs_event;
+/* The record's time (its first 8 bytes) for every type but MODULE and SITE: true with *t. */
+bool gs__tracefmt_time(const gs_rec *r, uint64_t *t);
 
 
 /* ---- the control socket's protocol (control_proto.c) and client (control_client.c) -------- */

@@ -190,29 +190,53 @@ void gs__trace_kernel(uint32_t name_id, uint64_t start_ns, uint64_t end_ns, int 
 
 /* ---- writer thread ---- */
 
-static void gs__emit(unsigned type, const void *p1, size_t n1, const void *p2, size_t n2,
-                     uint64_t t) {
-  uint8_t rec[GS_REC_MAX];
-  size_t n = gs__tracefmt_encode(rec, sizeof(rec), type, p1, n1, p2, n2);
+/* Hands one encoded record (n bytes; 0: it did not fit and is skipped) to the sink. */
+static void gs__put(const uint8_t *rec, size_t n, unsigned type, uint64_t t) {
   if (n) gs__sink_put(&gs__r.sink, rec, n, gs__tracefmt_is_detail(type), t);
 }
 
 static void gs__emit_module(const gs_module *m, void *arg) {
-  gs__emit(GS_REC_MODULE, &m->r, sizeof(m->r), m->path, strlen(m->path), 0);
+  uint8_t rec[GS_REC_MAX];
+  gs__put(rec, gs__tracefmt_put_module(rec, sizeof(rec), &m->r, m->path, strlen(m->path)),
+          GS_REC_MODULE, 0);
+}
+
+/* The ring's event as the format's record: done here, on the writer thread, so the hot path
+ * only fills its own struct. */
+static gs_trace_event gs__to_trace(const gs_event *ev) {
+  return (gs_trace_event){.t = ev->t, .type = ev->type, .kind = ev->kind, .cat = ev->cat,
+                          .cat2 = ev->cat2, .device = ev->device, .flags = ev->flags,
+                          .site = ev->site, .tid = ev->tid, .a = ev->a, .b = ev->b, .c = ev->c,
+                          .d = ev->d};
+}
+
+static void gs__emit_event(const gs_event *ev, const char *name) {
+  uint8_t rec[GS_REC_MAX];
+  gs_trace_event te = gs__to_trace(ev);
+  size_t n = gs__tracefmt_put_event(rec, sizeof(rec), &te, name, name ? strlen(name) : 0);
+  gs__put(rec, n, ev->type, ev->t);
+}
+
+static void gs__emit_sample(const gs_rec_sample *s) {
+  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES];
+  gs__put(rec, gs__tracefmt_put_sample(rec, sizeof(rec), s), GS_REC_SAMPLE, s->t);
 }
 
 /* SITE records for every node that became ready, in id order, each once. */
 static void gs__emit_sites(void) {
   uint32_t parent;
   uint64_t ip;
+  /* Id 0 is "no site". Skipped before the loop: skipping it after made the first round emit
+   * nothing, so a run that stopped before the writer's second round lost every SITE record. */
+  if (gs__r.sites_emitted == 0) gs__r.sites_emitted = 1;
   while (gs__r.sites_emitted < gs__sites_next_id() &&
          gs__sites_get(gs__r.sites_emitted, &parent, &ip)) {
     gs_rec_site s = {gs__r.sites_emitted, parent, ip};
-    gs__emit(GS_REC_SITE, &s, sizeof(s), NULL, 0, 0);
+    uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_SITE_BYTES];
+    gs__put(rec, gs__tracefmt_put_site(rec, sizeof(rec), &s), GS_REC_SITE, 0);
     if (!gs__modmap_contains(&gs__r.mods, ip)) gs__r.unknown_ip = true;
     gs__r.sites_emitted++;
   }
-  if (gs__r.sites_emitted == 0) gs__r.sites_emitted = 1; /* id 0 is "no site" */
   /* A library loaded since the last scan: rescan, at most once a second (JIT code has no module
    * and would otherwise rescan forever). */
   uint64_t now = gs__now_ns();
@@ -261,19 +285,32 @@ static void gs__close_window(uint64_t now) {
   for (unsigned i = 0; i < GS_DEVICE_SLOTS; i++) {
     gs__dev *d = &gs__r.dev[i];
     if (!d->in_window) continue;
-    gs__emit(GS_REC_SAMPLE, &d->best, sizeof(d->best), NULL, 0, d->best.t);
+    gs__emit_sample(&d->best);
     if (d->live.t > d->best.t && memcmp(d->live.by_cat, d->best.by_cat, sizeof(d->live.by_cat)) != 0)
-      gs__emit(GS_REC_SAMPLE, &d->live, sizeof(d->live), NULL, 0, d->live.t);
+      gs__emit_sample(&d->live);
     d->in_window = false;
   }
   gs__r.win_start = now;
 }
 
-static void gs__emit_drop(uint64_t t) {
+/* The DROP record of time t into dst: its length, or 0 if it does not fit. */
+static size_t gs__drop_record(uint8_t *dst, size_t cap, uint64_t t) {
   gs_rec_drop dr = {t, __atomic_load_n(&gs__r.ring.dropped, __ATOMIC_RELAXED),
                     gs__r.sink.detail_dropped, gs__r.sink.detail_from, gs__sites_dropped(),
                     gs__r.sink.samples_merged};
-  gs__emit(GS_REC_DROP, &dr, sizeof(dr), NULL, 0, t);
+  return gs__tracefmt_put_drop(dst, cap, &dr);
+}
+
+/* The END record of time t with these flags into dst: its length, or 0. */
+static size_t gs__end_record(uint8_t *dst, size_t cap, uint64_t t, uint64_t flags) {
+  gs_rec_end end = {t, gs__r.opt.registry_peak ? gs__r.opt.registry_peak() : 0, gs__events(),
+                    flags};
+  return gs__tracefmt_put_end(dst, cap, &end);
+}
+
+static void gs__emit_drop(uint64_t t) {
+  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_DROP_BYTES];
+  gs__put(rec, gs__drop_record(rec, sizeof(rec), t), GS_REC_DROP, t);
 }
 
 /* After the ring refused events the running totals are wrong: take the registry's. */
@@ -300,15 +337,13 @@ static void gs__process(const gs_event *ev) {
     case GS_REC_ITER:
       gs__close_window(ev->t);
       break;
-    case GS_REC_KERNEL: {
-      const char *name = gs__cupti_name((uint32_t)ev->c);
-      gs__emit(ev->type, ev, sizeof(*ev), name, strlen(name), ev->t);
+    case GS_REC_KERNEL:
+      gs__emit_event(ev, gs__cupti_name((uint32_t)ev->c));
       return;
-    }
     default:
       break;
   }
-  gs__emit(ev->type, ev, sizeof(*ev), NULL, 0, ev->t);
+  gs__emit_event(ev, NULL);
 }
 
 /* One round: drain the ring, write new sites, close the window and flush when due. Returns the
@@ -392,10 +427,9 @@ int gs__trace_start(void) {
 
 static void gs__emit_end(gs_sink *sink, uint64_t flags) {
   uint64_t now = gs__now_ns();
-  gs_rec_end end = {now, gs__r.opt.registry_peak ? gs__r.opt.registry_peak() : 0,
-                    gs__events(), flags};
+  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_END_BYTES];
   gs__emit_drop(now);
-  gs__emit(GS_REC_END, &end, sizeof(end), NULL, 0, now);
+  gs__put(rec, gs__end_record(rec, sizeof(rec), now, flags), GS_REC_END, now);
 }
 
 int gs__trace_stop(void) {
@@ -421,25 +455,22 @@ int gs__trace_stop(void) {
 /* Runs on the writer thread (the control socket is served there), so the sink is consistent. */
 int gs__trace_snapshot(uint8_t **out, size_t *len) {
   if (gs__state() != GS_ST_RUNNING) return -ENOTCONN;
-  uint8_t tail[4096];
+  /* Two samples per device slot, then DROP and END: every active device fits. */
+  uint8_t tail[GS_DEVICE_SLOTS * 2 * (GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES) +
+               2 * GS_REC_HDR_BYTES + GS_FMT_DROP_BYTES + GS_FMT_END_BYTES];
   size_t n = 0;
   uint64_t now = gs__now_ns();
   for (unsigned i = 0; i < GS_DEVICE_SLOTS; i++) {
     gs__dev *d = &gs__r.dev[i];
     if (!d->active) continue;
     gs_rec_sample s = d->in_window ? d->best : d->live;
-    n += gs__tracefmt_encode(tail + n, sizeof(tail) - n, GS_REC_SAMPLE, &s, sizeof(s), NULL, 0);
+    n += gs__tracefmt_put_sample(tail + n, sizeof(tail) - n, &s);
     s = d->live;
     s.t = now;
-    n += gs__tracefmt_encode(tail + n, sizeof(tail) - n, GS_REC_SAMPLE, &s, sizeof(s), NULL, 0);
+    n += gs__tracefmt_put_sample(tail + n, sizeof(tail) - n, &s);
   }
-  gs_rec_drop dr = {now, __atomic_load_n(&gs__r.ring.dropped, __ATOMIC_RELAXED),
-                    gs__r.sink.detail_dropped, gs__r.sink.detail_from, gs__sites_dropped(),
-                    gs__r.sink.samples_merged};
-  n += gs__tracefmt_encode(tail + n, sizeof(tail) - n, GS_REC_DROP, &dr, sizeof(dr), NULL, 0);
-  gs_rec_end end = {now, gs__r.opt.registry_peak ? gs__r.opt.registry_peak() : 0,
-                    gs__events(), GS_TRACE_F_SNAPSHOT};
-  n += gs__tracefmt_encode(tail + n, sizeof(tail) - n, GS_REC_END, &end, sizeof(end), NULL, 0);
+  n += gs__drop_record(tail + n, sizeof(tail) - n, now);
+  n += gs__end_record(tail + n, sizeof(tail) - n, now, GS_TRACE_F_SNAPSHOT);
   return gs__sink_snapshot(&gs__r.sink, tail, n, out, len);
 }
 

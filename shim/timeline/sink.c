@@ -52,13 +52,15 @@ int gs__sink_open(gs_sink *s, const char *path, uint64_t max_bytes, size_t mem_b
     s->fd = -1;
     return e;
   }
-  if (ftruncate(s->fd, 0) != 0 || write(s->fd, &s->hdr, sizeof(s->hdr)) != (ssize_t)sizeof(s->hdr)) {
+  uint8_t hdr[GS_TRACE_HDR_BYTES];
+  gs__tracefmt_put_header(hdr, &s->hdr);
+  if (ftruncate(s->fd, 0) != 0 || write(s->fd, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr)) {
     int e = errno ? -errno : -EIO;
     close(s->fd);
     s->fd = -1;
     return e;
   }
-  s->file_bytes = sizeof(s->hdr);
+  s->file_bytes = GS_TRACE_HDR_BYTES;
   return 0;
 }
 
@@ -66,7 +68,7 @@ typedef struct gs__merge {
   bool has;
   unsigned count;
   gs_rec_sample best;
-  uint8_t rec[GS_REC_HDR_BYTES + sizeof(gs_rec_sample)];
+  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES]; /* the best sample's record, as it was */
   size_t rec_n;
 } gs__merge;
 
@@ -76,12 +78,13 @@ typedef struct gs__merge {
 static int gs__merge_sample(gs__merge *m, const gs_rec *r, unsigned shift, gs_buf *out,
                             uint64_t *merged) {
   gs_rec_sample smp;
-  gs__tracefmt_get(r, &smp, sizeof(smp));
+  /* Only the sink's own records come here, all of the 2.0 size; anything else passes as is. */
+  if (gs__tracefmt_get_sample(r, &smp) != 0 || r->len != GS_FMT_SAMPLE_BYTES)
+    return gs__buf_put(out, r->payload - GS_REC_HDR_BYTES, r->len + GS_REC_HDR_BYTES);
   gs__merge *g = &m[(unsigned)smp.device % GS_SINK_DEVS];
   if (!g->has || smp.total > g->best.total) {
     g->best = smp;
     g->rec_n = r->len + GS_REC_HDR_BYTES;
-    if (g->rec_n > sizeof(g->rec)) g->rec_n = sizeof(g->rec);
     memcpy(g->rec, r->payload - GS_REC_HDR_BYTES, g->rec_n);
   }
   if (g->has) (*merged)++;
@@ -94,9 +97,8 @@ static int gs__merge_sample(gs__merge *m, const gs_rec *r, unsigned shift, gs_bu
 
 /* Merged samples make finer iteration bands meaningless: keep every 2^shift-th boundary. */
 static bool gs__keep_iter(const gs_rec *r, unsigned shift) {
-  gs_event ev;
-  gs__tracefmt_get(r, &ev, sizeof(ev));
-  return (ev.a & ((1ull << shift) - 1)) == 0;
+  gs_trace_event ev;
+  return gs__tracefmt_get_event(r, &ev, NULL, NULL) != 0 || (ev.a & ((1ull << shift) - 1)) == 0;
 }
 
 int gs__sink_compact(const uint8_t *in, size_t len, unsigned shift, size_t cut, gs_buf *out,
@@ -111,14 +113,14 @@ int gs__sink_compact(const uint8_t *in, size_t len, unsigned shift, size_t cut, 
   while (rc == 0 && gs__tracefmt_next(&rd, &r) == 1) {
     const uint8_t *raw = r.payload - GS_REC_HDR_BYTES;
     uint64_t t = 0;
-    if (r.len >= 8 && r.type != GS_REC_MODULE && r.type != GS_REC_SITE) memcpy(&t, r.payload, 8);
+    bool timed = gs__tracefmt_time(&r, &t);
     if (t > last_t) last_t = t;
     if (gs__tracefmt_is_detail(r.type)) {
       if (r.off < cut) {
         (*detail_dropped)++;
         continue;
       }
-      if (!*first_t && r.len >= 8) memcpy(first_t, r.payload, 8);
+      if (!*first_t && timed) *first_t = t;
       rc = gs__buf_put(out, raw, r.len + GS_REC_HDR_BYTES);
     } else if (r.type == GS_REC_SAMPLE && shift > 0) {
       rc = gs__merge_sample(m, &r, shift, out, samples_merged);
@@ -182,14 +184,16 @@ static int gs__compact_file(gs_sink *s) {
   size_t len = (size_t)s->file_bytes;
   uint8_t *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, s->fd, 0);
   if (map == MAP_FAILED) return -errno;
-  const uint8_t *recs = map + sizeof(gs_trace_header);
-  size_t rlen = len - sizeof(gs_trace_header);
+  const uint8_t *recs = map + GS_TRACE_HDR_BYTES;
+  size_t rlen = len - GS_TRACE_HDR_BYTES;
   unsigned shift;
   size_t cut;
-  gs__plan(recs, rlen, s->max_bytes / 2 - sizeof(gs_trace_header), &shift, &cut);
+  gs__plan(recs, rlen, s->max_bytes / 2 - GS_TRACE_HDR_BYTES, &shift, &cut);
   gs_buf out = {0};
   uint64_t first_t = 0;
-  int rc = gs__buf_put(&out, &s->hdr, sizeof(s->hdr));
+  uint8_t hdr[GS_TRACE_HDR_BYTES];
+  gs__tracefmt_put_header(hdr, &s->hdr);
+  int rc = gs__buf_put(&out, hdr, sizeof(hdr));
   if (rc == 0)
     rc = gs__sink_compact(recs, rlen, shift, cut, &out, &s->detail_dropped, &s->samples_merged,
                           &first_t);
@@ -304,8 +308,10 @@ int gs__sink_snapshot(const gs_sink *s, const uint8_t *tail, size_t tail_n, uint
                       size_t *len) {
   gs_trace_header h = s->hdr;
   h.flags |= GS_TRACE_F_SNAPSHOT;
+  uint8_t hdr[GS_TRACE_HDR_BYTES];
+  gs__tracefmt_put_header(hdr, &h);
   gs_buf b = {0};
-  int rc = gs__buf_put(&b, &h, sizeof(h));
+  int rc = gs__buf_put(&b, hdr, sizeof(hdr));
   if (rc == 0 && s->summary.n) rc = gs__buf_put(&b, s->summary.p, s->summary.n);
   if (rc == 0 && s->recent[0].n) rc = gs__buf_put(&b, s->recent[0].p, s->recent[0].n);
   if (rc == 0 && s->recent[1].n) rc = gs__buf_put(&b, s->recent[1].p, s->recent[1].n);

@@ -14,7 +14,7 @@ import pngcount  # noqa: E402
 
 DEMO, REPORT = sys.argv[1], sys.argv[2]
 TMP = tempfile.mkdtemp(prefix="gs-report-")
-COLOURS = {"parameter": (0x4e, 0x79, 0xa7), "activation": (0xe1, 0x57, 0x59),
+COLOURS = {"activation": (0xe1, 0x57, 0x59),
            "compressed": (0x59, 0xa1, 0x4f), "other": (0xba, 0xb0, 0xac)}
 
 
@@ -38,7 +38,7 @@ def check_text(path, peak):
     out = run(REPORT, path).stdout
     m = re.search(r"^peak: .* \((\d+) bytes\)", out, re.M)
     assert m and int(m.group(1)) == peak, (peak, out)
-    for word in ("activation", "compressed", "parameter", "other", "ratio", "per-iteration peak",
+    for word in ("activation", "compressed", "other", "ratio", "per-iteration peak",
                  "forward_layer"):
         assert word in out, (word, out)
     print("text report: peak %d bytes matches the run" % peak)

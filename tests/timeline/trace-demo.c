@@ -6,9 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Usage: trace-demo PATH ITERATIONS [SLEEP_MS] — PATH may be "-" for memory only (attach). Each
- * iteration allocates parameters once, then activations that are "saved" (half compressed 4x),
- * a temporary, and frees them all after a backward. Prints the true peak on stdout. */
+/* Usage: trace-demo PATH ITERATIONS [SLEEP_MS] — PATH may be "-" for memory only (attach). It
+ * allocates parameters once (as "other": the shim does not tell them apart from the rest of the
+ * allocator's memory), then each iteration activations that are "saved" (half compressed 4x),
+ * a temporary, and frees those after a backward. Prints the true peak on stdout. */
 
 static uint64_t live, peak;
 
@@ -34,7 +35,7 @@ __attribute__((noinline)) static void forward_layer(uint64_t key, uint64_t size,
 }
 
 __attribute__((noinline)) static void make_parameters(int n) {
-  for (int i = 0; i < n; i++) demo_alloc(0x1000 + (uint64_t)i, 1u << 20, 0, GS_CAT_PARAMETER);
+  for (int i = 0; i < n; i++) demo_alloc(0x1000 + (uint64_t)i, 1u << 20, 0, GS_CAT_OTHER);
 }
 
 int main(int argc, char **argv) {
