@@ -1,6 +1,5 @@
 /* records.c: record framing and the trace reader; the reader never trusts the bytes it is given. */
 #include "format.h"
-#include "le.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,5 @@
-/* codec.c: each trace payload's on-disk layout — explicit little-endian encoders and decoders. */
+/* layouts.c: each trace payload's on-disk layout — explicit little-endian encoders and decoders. */
 #include "format.h"
-#include "le.h"
 
 #include <errno.h>
 #include <stdlib.h>
