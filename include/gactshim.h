@@ -52,7 +52,7 @@ GS_API int gs_codec_validate(const gs_codec_params *p);
 
 /* CPU twin. compress: src holds p->n elements of p->dtype; dst holds gs_codec_size(p) bytes.
  * Returns 0, -EINVAL (bad parameters), or -ERANGE when a group holds a non-finite value
- * (dst is then fully written, with those groups marked non-finite; see FORMAT.md). nthreads <= 0
+ * (dst is then fully written, with those groups marked non-finite; see docs/codec-format.md). nthreads <= 0
  * chooses by size. Both CPU functions split the work into nthreads ranges, run on the library's
  * worker threads (started on first use, one per CPU of the process's affinity mask, every signal
  * blocked) and the calling thread; the bytes do not depend on nthreads. Safe to call from several
@@ -68,7 +68,7 @@ GS_API int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst,
 /* GPU kernels, launched through the CUDA Driver API on `stream` (a CUstream) in the calling
  * thread's current context. The compressed buffer must be 16-byte aligned, the tensor aligned to
  * its element size (-EINVAL otherwise). Compress cannot return -ERANGE without a host sync: the
- * count of non-finite groups is the uint32 at byte 24 of the header (FORMAT.md). The GPU
+ * count of non-finite groups is the uint32 at byte 24 of the header (docs/codec-format.md). The GPU
  * decompress trusts p; a header that does not match p yields NaN (bool: 0), not garbage.
  * Asynchronous: no host synchronization, no allocation.
  * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context; -ENOEXEC: the

@@ -1,5 +1,5 @@
 /* codec_core.h: per-element and per-group codec arithmetic shared by the CPU twin and the CUDA
- * kernels, so that both produce identical bytes by construction (see FORMAT.md). */
+ * kernels, so that both produce identical bytes by construction (see docs/codec-format.md). */
 #ifndef GS_CODEC_CORE_H
 #define GS_CODEC_CORE_H
 

@@ -159,7 +159,7 @@ gs_policy_decision gs__plan_decide(const gs_policy_desc *d, gs_plan_reason *reas
   if (base.bits == 0 || d->dtype == GS_DTYPE_BOOL || !planned) return base;
   const gs_plan_iter *p = d->index == gs__cur.n ? gs__find(d->index, gs__prefix(&gs__cur, d->index, d)) : NULL;
   if (p == NULL) {
-    *reason = GS_REASON_WARMUP; /* README: the first iteration of a shape compresses everything */
+    *reason = GS_REASON_WARMUP; /* docs/policies.md: the first iteration of a shape compresses everything */
     return base;
   }
   const gs_plan_slot *s = &p->slots[d->index];

@@ -1,4 +1,4 @@
-/* codec-error.c: measures the quantization error of candidate group-meta encodings (FORMAT.md). */
+/* codec-error.c: measures the quantization error of candidate group-meta encodings (docs/codec-format.md). */
 #include "codec_core.h"
 #include "testdata.h"
 

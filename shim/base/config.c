@@ -23,7 +23,7 @@ void gs__config_defaults(gs_config *out) {
   out->bits = GS_CONFIG_BITS_DEFAULT;
   out->policy = GS_CFG_POLICY_FIXED;
   out->adapt_every = 50;
-  out->select = GS_CFG_SELECT_LIFETIME; /* README: same peak, less codec work (tests/python/test_lifetime.py) */
+  out->select = GS_CFG_SELECT_LIFETIME; /* same peak, less codec work (docs/policies.md) */
   out->min_bytes = 64 * 1024;
   out->group = 256;
   out->seed = 0x9e3779b97f4a7c15ull;

@@ -8,7 +8,7 @@
 #
 # collect() may also report C, a gradient scale per tensor (ActNN), and plan.c weighs it when
 # present. This probe reports none (-1): C = mean ‖dL/dt‖² read by a hook on t was measured and
-# made the char transformer worse (README, Policies: the gradient a saved tensor's error is
+# made the char transformer worse (docs/policies.md: the gradient a saved tensor's error is
 # multiplied by is its consumer's output gradient, which ‖dL/dt‖ misjudges).
 import torch
 
