@@ -201,19 +201,9 @@ static void gs__emit_module(const gs_module *m, void *arg) {
           GS_REC_MODULE, 0);
 }
 
-/* The ring's event as the format's record: done here, on the writer thread, so the hot path
- * only fills its own struct. */
-static gs_trace_event gs__to_trace(const gs_event *ev) {
-  return (gs_trace_event){.t = ev->t, .type = ev->type, .kind = ev->kind, .cat = ev->cat,
-                          .cat2 = ev->cat2, .device = ev->device, .flags = ev->flags,
-                          .site = ev->site, .tid = ev->tid, .a = ev->a, .b = ev->b, .c = ev->c,
-                          .d = ev->d};
-}
-
 static void gs__emit_event(const gs_event *ev, const char *name) {
   uint8_t rec[GS_REC_MAX];
-  gs_trace_event te = gs__to_trace(ev);
-  size_t n = gs__tracefmt_put_event(rec, sizeof(rec), &te, name, name ? strlen(name) : 0);
+  size_t n = gs__tracefmt_put_event(rec, sizeof(rec), ev, name, name ? strlen(name) : 0);
   gs__put(rec, n, ev->type, ev->t);
 }
 

@@ -101,21 +101,11 @@ extern const gs_registry_observer gs__trace_observer;
 
 /* ---- the hot path's queue (ring.c): bounded, lock-free, many producers, one consumer -------- */
 
-/* One event as a hook hands it to the writer thread. The ring's own layout, never written out:
- * the writer converts it to the format's gs_trace_event when it encodes, so this struct may
- * change with the ring. 56 bytes, so a slot with its sequence number is one 64-byte cache line. */
-typedef struct gs_event {
-  uint64_t t;        /* gs__now_ns() */
-  uint8_t type;      /* gs_rec_type */
-  uint8_t kind;      /* gs_alloc_kind, or the saved-tensor operation */
-  uint8_t cat;       /* gs_category */
-  uint8_t cat2;      /* new category (recategorize), bits (saved tensors) */
-  int16_t device;
-  uint16_t flags;
-  uint32_t site;     /* call-site node id, 0 = none */
-  uint32_t tid;
-  uint64_t a, b, c, d;
-} gs_event;
+/* One event as a hook hands it to the writer thread: the format's decoded event. Its bytes on
+ * disk are the format's explicit layout (written by the writer thread's encoder), so the struct
+ * may change without changing the file. 56 bytes, so a slot with its sequence number is one
+ * 64-byte cache line. */
+typedef gs_trace_event gs_event;
 _Static_assert(sizeof(gs_event) == 56, "a ring slot is one cache line");
 
 typedef struct gs_ring_slot {
