@@ -12,7 +12,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 
 packages=(meson ninja-build pkg-config gcc check libunwind-dev python3 python3-torch python3-numpy
-          python3-sklearn libopenblas0-pthread chromium clang libclang-rt-14-dev)
+          python3-sklearn python3-pytest libopenblas0-pthread chromium clang libclang-rt-14-dev)
 
 install_packages() {
   local missing=()

@@ -16,7 +16,7 @@ def per_call(fn, items, repeat=3):
     return best * 1e6
 
 
-def main():
+def test_hook_cost():
     import torch
     shim = gsutil.shim()
     torch.set_num_threads(1)
@@ -40,7 +40,3 @@ def main():
     gsutil.check(res["pack duplicate"] < 20, "pack of a duplicate costs %.1f us (< 20)" % res["pack duplicate"])
     gsutil.check(res["unpack kept"] < 20, "unpack of a kept tensor costs %.1f us (< 20)" % res["unpack kept"])
     gsutil.check(res["pack 1 MiB @4 bits"] < 20000, "pack of 1 MiB at 4 bits: %.0f us" % res["pack 1 MiB @4 bits"])
-
-
-if __name__ == "__main__":
-    main()

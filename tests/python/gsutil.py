@@ -1,13 +1,18 @@
 # gsutil.py: helpers shared by the Python tests (child processes under the shim, stats, gradients).
+# The tests run under pytest (tests/pytest_run.py, from meson); the children they start run their
+# module as a plain script (`test_x.py child ...`), which prints what it measured as JSON.
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-SKIP = 77  # meson's "skipped" exit status
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The device parameter of the tests that run on both: the CUDA one is skipped without a GPU.
+DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.gpu)]
 
 
 def shim():
@@ -21,22 +26,14 @@ def shim():
 
 
 def fail(msg):
-    print("FAIL:", msg, flush=True)
-    sys.exit(1)
+    raise AssertionError(msg)
 
 
 def check(cond, msg):
+    """An assertion that also says what it checked when it holds (the numbers go to the log)."""
     if not cond:
         fail(msg)
     print("ok:", msg, flush=True)
-
-
-def device_or_skip(want):
-    import torch
-    if want == "cuda" and not torch.cuda.is_available():
-        print("SKIP: CUDA is not available on this machine (GPU variant)", flush=True)
-        sys.exit(SKIP)
-    return torch.device(want)
 
 
 def run_child(args, env=None, timeout=600):
@@ -52,7 +49,7 @@ def run_child(args, env=None, timeout=600):
     if p.returncode != 0:
         sys.stdout.write(p.stdout)
         sys.stderr.write(p.stderr)
-        fail("child %s exited %d" % (args, p.returncode))
+        fail("child %s exited %d: %s" % (args, p.returncode, p.stderr.strip()[-2000:]))
     stats = None
     if os.path.exists(path):
         with open(path) as f:

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import gsutil
 
 PROBE = r"""
@@ -30,29 +32,39 @@ def probe(preload, pythonpath=None, extra=None, code=PROBE):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def main():
+@pytest.fixture(scope="module")
+def lib():
     lib = os.environ.get("LD_PRELOAD", "")
     gsutil.check("libgactshim" in lib, "running under LD_PRELOAD=%s" % lib)
-    for pp in (None, "/tmp/gs-a:/tmp/gs-b"):
-        plain, shimmed = probe(None, pp), probe(lib, pp)
-        gsutil.check(shimmed["pythonpath"] == plain["pythonpath"], "PYTHONPATH restored (%r)" % (pp,))
-        gsutil.check(shimmed["path"] == plain["path"], "sys.path restored (PYTHONPATH=%r)" % (pp,))
-        gsutil.check(shimmed["modules"] == plain["modules"],
-                     "sys.modules untouched without torch: %s" % sorted(set(shimmed["modules"]) ^ set(plain["modules"])))
-        gsutil.check(shimmed["sitecustomize"] == plain["sitecustomize"],
-                     "the shadowed sitecustomize ran: %s" % shimmed["sitecustomize"])
-        gsutil.check(not shimmed["shim"], "no torch, no _gactshim module")
+    return lib
+
+
+@pytest.mark.parametrize("pp", [None, "/tmp/gs-a:/tmp/gs-b"], ids=["no-pythonpath", "pythonpath"])
+def test_python_without_torch_untouched(lib, pp):
+    plain, shimmed = probe(None, pp), probe(lib, pp)
+    gsutil.check(shimmed["pythonpath"] == plain["pythonpath"], "PYTHONPATH restored (%r)" % (pp,))
+    gsutil.check(shimmed["path"] == plain["path"], "sys.path restored (PYTHONPATH=%r)" % (pp,))
+    gsutil.check(shimmed["modules"] == plain["modules"],
+                 "sys.modules untouched without torch: %s" % sorted(set(shimmed["modules"]) ^ set(plain["modules"])))
+    gsutil.check(shimmed["sitecustomize"] == plain["sitecustomize"],
+                 "the shadowed sitecustomize ran: %s" % shimmed["sitecustomize"])
+    gsutil.check(not shimmed["shim"], "no torch, no _gactshim module")
+
+
+def test_import_torch_installs_hooks(lib):
     with_torch = probe(lib, code="import torch\n" + PROBE)
     gsutil.check(with_torch["shim"], "importing torch loads _gactshim")
     hooked = probe(lib, code="import torch, json, sys\nx = torch.randn(256, 256, requires_grad=True)\n"
                    "(x.exp() * 2).sum().backward()\nprint(json.dumps(sys.modules['_gactshim'].stats()))")
     gsutil.check(hooked["compressed"] >= 1, "a saved tensor was compressed after `import torch`")
+
+
+def test_disable(lib):
     off = probe(lib, extra={"GACTSHIM_DISABLE": "1"}, code="import torch\n" + PROBE)
     gsutil.check(not off["shim"], "GACTSHIM_DISABLE=1: no hooks")
+
+
+def test_non_python_process(lib):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(["/usr/bin/env"], env=env, capture_output=True, text=True, check=True).stdout
     gsutil.check("PYTHONPATH=" not in out, "a non-Python process keeps its environment")
-
-
-if __name__ == "__main__":
-    main()

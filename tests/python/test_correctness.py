@@ -1,93 +1,96 @@
 # test_correctness.py: every autograd feature still works under the shim, with gradients matching
 # the exact ones (8 bits): retain_graph, double backward, both checkpoints, custom Function,
 # in-place errors, non-contiguous layouts, bf16 autocast, threads, no_grad / inference_mode.
-# Usage: test_correctness.py cpu|cuda
+# Every test runs on the CPU and on CUDA (marker gpu); all of one device share one pytest child
+# started with GACTSHIM_BITS=8 (tests/conftest.py, child_env), in this order, on the same data.
 import os
 import sys
 import threading
 
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
 import gsutil
 
-if os.environ.get("GACTSHIM_BITS") is None:  # run the checks at 8 bits, so 2 % is a fair bound
-    os.environ["GACTSHIM_BITS"] = "8"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils.checkpoint import checkpoint  # noqa: E402
-
-DEV = gsutil.device_or_skip(sys.argv[-1] if len(sys.argv) > 1 else "cpu")
-shim = gsutil.shim()
+pytestmark = pytest.mark.child_env(GACTSHIM_BITS="8")  # 8 bits, so 2 % is a fair bound
 TOL = 0.02
 
 
-def stat(key):
-    return shim.stats()[key]
+class Setup:
+    """The device, the shim's module and the shared weights and batch (seed 0)."""
 
+    def __init__(self, dev):
+        self.dev = dev
+        self.shim = gsutil.shim()
+        torch.manual_seed(0)
+        self.W1, self.W2 = self.param(256, 256), self.param(256, 256)
+        self.X = torch.randn(128, 256, device=dev)
 
-def skipped(key):
-    return shim.stats()["skipped"][key]
+    def stat(self, key):
+        return self.shim.stats()[key]
 
+    def skipped(self, key):
+        return self.shim.stats()["skipped"][key]
 
-def compare(name, fn, params):
-    """fn() builds a loss; its gradients under the shim vs the same with exact saved tensors."""
-    def run(exact):
-        for p in params:
-            p.grad = None
-        torch.manual_seed(3)
-        if exact:
-            with gsutil.exact_hooks():
+    def param(self, *shape):
+        # Unit-scale activations: a saturated tanh would make any lossy copy of its output useless.
+        return (torch.randn(*shape, device=self.dev) * shape[0] ** -0.5).requires_grad_()
+
+    def mlp(self, x):
+        return torch.tanh(torch.relu(x @ self.W1) @ self.W2)
+
+    def compare(self, name, fn, params, tol=TOL):
+        """fn() builds a loss; its gradients under the shim vs the same with exact saved tensors."""
+        def run(exact):
+            for p in params:
+                p.grad = None
+            torch.manual_seed(3)
+            if exact:
+                with gsutil.exact_hooks():
+                    fn().backward()
+            else:
                 fn().backward()
-        else:
-            fn().backward()
-        return [p.grad.clone() for p in params]
-    exact = run(True)
-    c0 = stat("compressed")
-    got = run(False)
-    err = gsutil.rel_error(got, exact)
-    gsutil.check(stat("compressed") > c0, "%s: activations compressed (%d)" % (name, stat("compressed") - c0))
-    gsutil.check(err < TOL, "%s: gradient error %.5f < %g" % (name, err, TOL))
+            return [p.grad.clone() for p in params]
+        exact = run(True)
+        c0 = self.stat("compressed")
+        got = run(False)
+        err = gsutil.rel_error(got, exact)
+        gsutil.check(self.stat("compressed") > c0, "%s: activations compressed (%d)" % (name, self.stat("compressed") - c0))
+        gsutil.check(err < tol, "%s: gradient error %.5f < %g" % (name, err, tol))
 
 
-def param(*shape):
-    # Unit-scale activations: a saturated tanh would make any lossy copy of its output useless.
-    return (torch.randn(*shape, device=DEV) * shape[0] ** -0.5).requires_grad_()
+@pytest.fixture(scope="module", params=gsutil.DEVICES)
+def s(request):
+    return Setup(torch.device(request.param))
 
 
-torch.manual_seed(0)
-W1, W2 = param(256, 256), param(256, 256)
-X = torch.randn(128, 256, device=DEV)
-
-
-def mlp(x):
-    return torch.tanh(torch.relu(x @ W1) @ W2)
-
-
-def test_retain_graph():
-    loss = mlp(X).pow(2).mean()
-    g1 = torch.autograd.grad(loss, [W1, W2], retain_graph=True)
-    g2 = torch.autograd.grad(loss, [W1, W2])
+def test_retain_graph(s):
+    loss = s.mlp(s.X).pow(2).mean()
+    g1 = torch.autograd.grad(loss, [s.W1, s.W2], retain_graph=True)
+    g2 = torch.autograd.grad(loss, [s.W1, s.W2])
     gsutil.check(all(torch.equal(a, b) for a, b in zip(g1, g2)), "retain_graph: second backward equals first")
-    compare("retain_graph", lambda: mlp(X).pow(2).mean(), [W1, W2])
+    s.compare("retain_graph", lambda: s.mlp(s.X).pow(2).mean(), [s.W1, s.W2])
 
 
-def test_double_backward():
-    x = torch.randn(128, 256, device=DEV, requires_grad=True)
+def test_double_backward(s):
+    x = torch.randn(128, 256, device=s.dev, requires_grad=True)
 
     def fn():
-        y = mlp(x).pow(2).sum()
+        y = s.mlp(x).pow(2).sum()
         (g,) = torch.autograd.grad(y, x, create_graph=True)
         return g.pow(2).sum()
-    compare("double backward", fn, [W1, W2])
+    s.compare("double backward", fn, [s.W1, s.W2])
 
 
-def test_checkpoint():
+def test_checkpoint(s):
     for reentrant in (True, False):
         def fn():
-            x = X.clone().requires_grad_(reentrant)  # reentrant checkpoint needs an input with grad
-            h = checkpoint(mlp, x, use_reentrant=reentrant)
-            return torch.sigmoid(h @ W1).pow(2).mean()
-        compare("checkpoint use_reentrant=%s" % reentrant, fn, [W1, W2])
+            x = s.X.clone().requires_grad_(reentrant)  # reentrant checkpoint needs an input with grad
+            h = checkpoint(s.mlp, x, use_reentrant=reentrant)
+            return torch.sigmoid(h @ s.W1).pow(2).mean()
+        s.compare("checkpoint use_reentrant=%s" % reentrant, fn, [s.W1, s.W2])
 
 
 class ScaledSquare(torch.autograd.Function):
@@ -102,14 +105,14 @@ class ScaledSquare(torch.autograd.Function):
         return 2 * a * b * g, a * a * g
 
 
-def test_custom_function():
-    compare("custom autograd.Function",
-            lambda: ScaledSquare.apply(X @ W1, torch.sigmoid(X @ W2)).mean(), [W1, W2])
+def test_custom_function(s):
+    s.compare("custom autograd.Function",
+              lambda: ScaledSquare.apply(s.X @ s.W1, torch.sigmoid(s.X @ s.W2)).mean(), [s.W1, s.W2])
 
 
-def expect_inplace_error(label):
-    x = torch.randn(256, 256, device=DEV)
-    w = torch.randn(256, 256, device=DEV, requires_grad=True)
+def expect_inplace_error(dev, label):
+    x = torch.randn(256, 256, device=dev)
+    w = torch.randn(256, 256, device=dev, requires_grad=True)
     y = torch.sigmoid(x @ w)
     y.mul_(2)
     try:
@@ -122,10 +125,10 @@ def expect_inplace_error(label):
     gsutil.fail("in-place modification of a saved tensor went unnoticed (%s)" % label)
 
 
-def test_inplace():
-    expect_inplace_error("(compressed)")
-    small = torch.randn(4, 4, device=DEV)  # kept exact (small): the check still applies
-    w = torch.randn(4, 4, device=DEV, requires_grad=True)
+def test_inplace(s):
+    expect_inplace_error(s.dev, "(compressed)")
+    small = torch.randn(4, 4, device=s.dev)  # kept exact (small): the check still applies
+    w = torch.randn(4, 4, device=s.dev, requires_grad=True)
     y = torch.sigmoid(small @ w)
     y.add_(1)
     try:
@@ -134,7 +137,7 @@ def test_inplace():
     except RuntimeError as e:
         gsutil.check("modified by an inplace operation" in str(e), "in-place error raised (kept tensor)")
     if os.environ.get("GACTSHIM_POLICY") != "off":
-        gsutil.run_child([__file__, "inplace-only", str(DEV.type)], {"GACTSHIM_POLICY": "off"})
+        gsutil.run_child([__file__, "inplace-only", str(s.dev.type)], {"GACTSHIM_POLICY": "off"})
 
 
 class SaveStrides(torch.autograd.Function):
@@ -151,26 +154,26 @@ class SaveStrides(torch.autograd.Function):
         return a * g
 
 
-def test_layouts():
-    base = torch.randn(8, 16, 32, 32, device=DEV)
+def test_layouts(s):
+    base = torch.randn(8, 16, 32, 32, device=s.dev)
     cases = {"transposed": base.transpose(2, 3), "channels_last": base.contiguous(memory_format=torch.channels_last),
              "sliced": base[:, ::2]}
     for name, t in cases.items():
         t = t.detach().requires_grad_(False)
-        w = torch.randn(32, device=DEV, requires_grad=True)
-        compare("layout %s" % name, lambda: (SaveStrides.apply(t * w) + (t * w).sigmoid().sum()), [w])
+        w = torch.randn(32, device=s.dev, requires_grad=True)
+        s.compare("layout %s" % name, lambda: (SaveStrides.apply(t * w) + (t * w).sigmoid().sum()), [w])
     t = cases["channels_last"]
     fn_in = (t * 1.0).requires_grad_()
     out = SaveStrides.apply(fn_in * 2)
     out.backward()
     gsutil.check(fn_in.grad is not None, "channels_last backward ran")
-    conv = torch.nn.Conv2d(16, 16, 3, padding=1).to(DEV).to(memory_format=torch.channels_last)
-    compare("conv channels_last", lambda: F.relu(conv(cases["channels_last"])).mean(), list(conv.parameters()))
+    conv = torch.nn.Conv2d(16, 16, 3, padding=1).to(s.dev).to(memory_format=torch.channels_last)
+    s.compare("conv channels_last", lambda: F.relu(conv(cases["channels_last"])).mean(), list(conv.parameters()))
 
 
-def test_strides_restored():
-    t = torch.randn(64, 64, 32, device=DEV).transpose(0, 2)
-    w = torch.ones(1, device=DEV, requires_grad=True)
+def test_strides_restored(s):
+    t = torch.randn(64, 64, 32, device=s.dev).transpose(0, 2)
+    w = torch.ones(1, device=s.dev, requires_grad=True)
     holder = {}
 
     class Probe(torch.autograd.Function):
@@ -187,93 +190,89 @@ def test_strides_restored():
     gsutil.check(holder["stride"] == (t * w).stride(), "dense non-contiguous strides restored %s" % (holder["stride"],))
 
 
-def test_autocast():
-    if DEV.type != "cpu":
+def test_autocast(s):
+    if s.dev.type != "cpu":
         ctx = torch.autocast("cuda", dtype=torch.float16)
     else:
         ctx = torch.autocast("cpu", dtype=torch.bfloat16)
-    lin1, lin2 = torch.nn.Linear(256, 512).to(DEV), torch.nn.Linear(512, 256).to(DEV)
+    lin1, lin2 = torch.nn.Linear(256, 512).to(s.dev), torch.nn.Linear(512, 256).to(s.dev)
 
     def fn():
         with ctx:
-            return lin2(F.gelu(lin1(X))).float().pow(2).mean()
-    global TOL
-    old, TOL = TOL, 0.05  # bf16 rounding of the exact run is itself ~0.4 %
-    compare("autocast %s" % ("bf16 (CPU)" if DEV.type == "cpu" else "fp16"), fn, list(lin1.parameters()) + list(lin2.parameters()))
-    TOL = old
+            return lin2(F.gelu(lin1(s.X))).float().pow(2).mean()
+    # bf16 rounding of the exact run is itself ~0.4 %
+    s.compare("autocast %s" % ("bf16 (CPU)" if s.dev.type == "cpu" else "fp16"), fn,
+              list(lin1.parameters()) + list(lin2.parameters()), tol=0.05)
 
 
-def test_threads():
+def test_threads(s):
     results, errors = {}, []
 
     def work(i):
         try:
             torch.manual_seed(i)
-            w = W1.detach().clone().requires_grad_()
-            mlp_loss = torch.relu(X @ w).pow(2).mean()
+            w = s.W1.detach().clone().requires_grad_()
+            mlp_loss = torch.relu(s.X @ w).pow(2).mean()
             mlp_loss.backward()
             results[i] = w.grad
         except Exception as e:  # reported below
             errors.append(e)
-    c0 = stat("compressed")
+    c0 = s.stat("compressed")
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     gsutil.check(not errors, "threads ran without error %s" % errors)
-    gsutil.check(stat("compressed") - c0 >= 4, "each thread's activations compressed (%d)" % (stat("compressed") - c0))
-    w = W1.detach().clone().requires_grad_()
+    gsutil.check(s.stat("compressed") - c0 >= 4, "each thread's activations compressed (%d)" % (s.stat("compressed") - c0))
+    w = s.W1.detach().clone().requires_grad_()
     with gsutil.exact_hooks():
-        torch.relu(X @ w).pow(2).mean().backward()
+        torch.relu(s.X @ w).pow(2).mean().backward()
     err = max(gsutil.rel_error([g], [w.grad]) for g in results.values())
     gsutil.check(err < TOL, "thread gradients match exact: %.5f" % err)
 
 
-def test_untouched():
-    p0 = stat("packed")
+def test_untouched(s):
+    p0 = s.stat("packed")
     with torch.no_grad():
-        mlp(X)
+        s.mlp(s.X)
     with torch.inference_mode():
-        mlp(X)
-    gsutil.check(stat("packed") == p0, "no_grad and inference_mode pack nothing")
+        s.mlp(s.X)
+    gsutil.check(s.stat("packed") == p0, "no_grad and inference_mode pack nothing")
 
 
-def test_skips():
-    d0, b0, dup0 = skipped("dtype"), stat("compressed"), skipped("duplicate")
-    w = torch.randn(256, 256, device=DEV, dtype=torch.float64, requires_grad=True)
-    (torch.sigmoid(X.double() @ w)).sum().backward()
-    gsutil.check(skipped("dtype") > d0, "float64 kept exact (skipped dtype)")
-    mask = X > 0
-    w2 = param(256)
-    compare("bool mask (lossless 1-bit)", lambda: torch.where(mask, X * w2, X * 2 * w2).sigmoid().sum(), [w2])
-    r = torch.relu(X @ W1)
-    (r @ W2).sum().backward()
-    gsutil.check(skipped("duplicate") > dup0, "a ReLU output saved twice is compressed once")
-    gsutil.check(b0 < stat("compressed"), "compression happened")
-    if DEV.type == "cpu":  # the CPU codec reports non-finite groups; the tensor is kept exact
-        n0 = skipped("nonfinite")
-        t = torch.randn(256, 256, device=DEV)
+def test_skips(s):
+    d0, b0, dup0 = s.skipped("dtype"), s.stat("compressed"), s.skipped("duplicate")
+    w = torch.randn(256, 256, device=s.dev, dtype=torch.float64, requires_grad=True)
+    (torch.sigmoid(s.X.double() @ w)).sum().backward()
+    gsutil.check(s.skipped("dtype") > d0, "float64 kept exact (skipped dtype)")
+    mask = s.X > 0
+    w2 = s.param(256)
+    s.compare("bool mask (lossless 1-bit)", lambda: torch.where(mask, s.X * w2, s.X * 2 * w2).sigmoid().sum(), [w2])
+    r = torch.relu(s.X @ s.W1)
+    (r @ s.W2).sum().backward()
+    gsutil.check(s.skipped("duplicate") > dup0, "a ReLU output saved twice is compressed once")
+    gsutil.check(b0 < s.stat("compressed"), "compression happened")
+    # A CPU-path property, checked where it exists (not a part skipped on CUDA):
+    if s.dev.type == "cpu":  # the CPU codec reports non-finite groups; the tensor is kept exact
+        n0 = s.skipped("nonfinite")
+        t = torch.randn(256, 256, device=s.dev)
         t[0, 0] = float("inf")
-        w3 = param(256)
+        w3 = s.param(256)
         (t * w3).sum().backward()
-        gsutil.check(skipped("nonfinite") > n0, "a tensor holding Inf is kept exact (skipped nonfinite)")
+        gsutil.check(s.skipped("nonfinite") > n0, "a tensor holding Inf is kept exact (skipped nonfinite)")
         gsutil.check(torch.isinf(w3.grad).any().item(), "its gradient is the exact one (Inf reaches w.grad)")
 
 
-def test_iterations():
-    it0 = stat("iteration")
+def test_iterations(s):
+    it0 = s.stat("iteration")
     for _ in range(3):
-        mlp(X).pow(2).mean().backward()
-    gsutil.check(stat("iteration") - it0 in (3, 4), "iterations counted without user code (%d)" % (stat("iteration") - it0))
+        s.mlp(s.X).pow(2).mean().backward()
+    gsutil.check(s.stat("iteration") - it0 in (3, 4), "iterations counted without user code (%d)" % (s.stat("iteration") - it0))
+    print("stats:", s.shim.stats())
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the child of test_inplace: test_correctness.py inplace-only cpu|cuda
     if sys.argv[1:2] == ["inplace-only"]:
-        expect_inplace_error("(GACTSHIM_POLICY=off)")
-        sys.exit(0)
-    for t in (test_retain_graph, test_double_backward, test_checkpoint, test_custom_function, test_inplace,
-              test_layouts, test_strides_restored, test_autocast, test_threads, test_untouched, test_skips,
-              test_iterations):
-        t()
-    print("stats:", shim.stats())
+        gsutil.shim()
+        expect_inplace_error(torch.device(sys.argv[2]), "(GACTSHIM_POLICY=off)")

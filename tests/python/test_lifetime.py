@@ -33,7 +33,7 @@ def summary(stats):
             "reasons": sorted(set(r["reason"] for r in rows))}
 
 
-def peak():
+def test_peak():
     _, a = gsutil.run_child([__file__, "child-peak"], {"GACTSHIM_SELECT": "all"})
     _, b = gsutil.run_child([__file__, "child-peak"], {"GACTSHIM_SELECT": "lifetime"})
     sa, sb = summary(a), summary(b)
@@ -83,7 +83,7 @@ def child_varlen():
     print(json.dumps({"seen": seen, "losses": losses, "err": gsutil.rel_error(got, exact)}), flush=True)
 
 
-def varlen():
+def test_varlen():
     out, _ = gsutil.run_child([__file__, "child-varlen"], {"GACTSHIM_SELECT": "lifetime", "GACTSHIM_BITS": "8"})
     r = gsutil.last_json(out)
     first = {}
@@ -99,4 +99,4 @@ def varlen():
 
 
 if __name__ == "__main__":
-    {"child-peak": child_peak, "child-varlen": child_varlen, "peak": peak, "varlen": varlen}[sys.argv[1]]()
+    {"child-peak": child_peak, "child-varlen": child_varlen}[sys.argv[1]]()

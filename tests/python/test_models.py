@@ -1,8 +1,10 @@
 # test_models.py: MLP, CNN (digits) and a 2-block char transformer (stdlib text) trained under the shim: activations compressed,
 # parameters skipped, duplicates shared, and 8-bit gradients within 1 % of the exact ones.
-# Usage: test_models.py cpu|cuda   (the parent runs itself as a child with GACTSHIM_BITS=8)
+# The test (cpu, cuda) runs this file as a child, `test_models.py child DEVICE`, with GACTSHIM_BITS=8.
 import json
 import sys
+
+import pytest
 
 import gsutil
 
@@ -55,8 +57,8 @@ def child(device):
     print(json.dumps(result), flush=True)
 
 
-def parent(device):
-    gsutil.device_or_skip(device)
+@pytest.mark.parametrize("device", gsutil.DEVICES)
+def test_models(device):
     out, stats = gsutil.run_child([__file__, "child", device], {"GACTSHIM_BITS": "8"})
     res = gsutil.last_json(out)
     for name, r in res.items():
@@ -75,5 +77,3 @@ def parent(device):
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "child":
         child(sys.argv[2])
-    else:
-        parent(sys.argv[1] if len(sys.argv) > 1 else "cpu")

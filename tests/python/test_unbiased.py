@@ -1,18 +1,18 @@
 # test_unbiased.py: at 2 bits one backward is noisy, but the mean gradient over many seeds tends
 # to the exact one (stochastic rounding is unbiased): the error of the mean shrinks ~1/sqrt(seeds).
 # The model uses each saved tensor linearly (matmuls, a ReLU whose sign the shim keeps exactly),
-# which is where unbiased saved tensors give unbiased gradients. Usage: test_unbiased.py cpu|cuda
-import sys
+# which is where unbiased saved tensors give unbiased gradients. On the CPU and on CUDA (marker
+# gpu), in a pytest child started with GACTSHIM_BITS=2 (tests/conftest.py, child_env).
+import pytest
 
 import gsutil
 
-if __name__ == "__main__":
-    import os
-    if os.environ.get("GACTSHIM_BITS") != "2":
-        os.environ["GACTSHIM_BITS"] = "2"
-        os.execv(sys.executable, [sys.executable] + sys.argv)
-    dev = gsutil.device_or_skip(sys.argv[-1] if len(sys.argv) > 1 else "cpu")
+
+@pytest.mark.child_env(GACTSHIM_BITS="2")
+@pytest.mark.parametrize("device", gsutil.DEVICES)
+def test_mean_gradient_tends_to_exact(device):
     import torch
+    dev = torch.device(device)
     shim = gsutil.shim()
     torch.manual_seed(0)
     x = torch.randn(256, 128, device=dev)

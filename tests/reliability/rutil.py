@@ -1,9 +1,12 @@
-"""rutil.py: helpers of the reliability tests — jobs under the shim, their stats, the report tool."""
+"""rutil.py: helpers of the reliability tests — jobs under the shim, their stats, the report tool.
+The tests run under pytest (tests/pytest_run.py, from meson); GS_SHIM and GS_REPORT name the shim
+and gactshim-report, PRELOAD_FIRST the sanitizer runtimes that must precede an instrumented shim."""
 import json
 import os
 import subprocess
-import sys
 import tempfile
+
+import pytest
 
 PY = "/usr/bin/python3"  # Debian's interpreter, where python3-torch lives
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -12,12 +15,11 @@ SHIM = os.environ.get("GS_SHIM", "")
 REPORT = os.environ.get("GS_REPORT", "")
 PRELOAD_FIRST = os.environ.get("PRELOAD_FIRST", "").strip()
 TMP = tempfile.mkdtemp(prefix="gs-reliab-")
-SKIP = 77
 
 
 def skip(why):
-    print("SKIP:", why, flush=True)
-    sys.exit(SKIP)
+    """Skips the test, or the whole module when called at its top level."""
+    pytest.skip(why, allow_module_level=True)
 
 
 def need_torch():
@@ -27,23 +29,32 @@ def need_torch():
 
 
 def check(cond, msg, detail=""):
+    """An assertion that says what it checked when it holds; on failure, detail follows the message."""
     if not cond:
-        print("FAIL:", msg, flush=True)
-        if detail:
-            print(detail, flush=True)
-        sys.exit(1)
+        raise AssertionError(msg + ("\n" + str(detail) if detail else ""))
     print("ok:", msg, flush=True)
 
 
-def env(shim=True, **kw):
-    """The environment of a job: the shim preloaded (or not), one thread, quiet unless a test wants
-    the summary line; keyword arguments add variables (values made strings)."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("GACTSHIM_", "_GACTSHIM_"))}
-    e.update(OMP_NUM_THREADS="1", MALLOC_PERTURB_="0", PYTHONDONTWRITEBYTECODE="1")
-    e.pop("LD_PRELOAD", None)
+def env_changes(shim=True, **kw):
+    """What a job's environment changes from ours (None: unset): no GACTSHIM_* of ours, the shim
+    preloaded (or not), one thread, quiet unless a test wants the summary line; keyword arguments add
+    variables (values made strings)."""
+    ch = {k: None for k in os.environ if k.startswith(("GACTSHIM_", "_GACTSHIM_"))}
+    ch.update(OMP_NUM_THREADS="1", MALLOC_PERTURB_="0", PYTHONDONTWRITEBYTECODE="1", LD_PRELOAD=None)
     if shim:  # sanitizer runtimes (PRELOAD_FIRST) must come before an instrumented shim
-        e["LD_PRELOAD"] = (PRELOAD_FIRST + " " + SHIM).strip()
-    e.update({k: str(v) for k, v in kw.items()})
+        ch["LD_PRELOAD"] = (PRELOAD_FIRST + " " + SHIM).strip()
+    ch.update({k: str(v) for k, v in kw.items()})
+    return ch
+
+
+def env(shim=True, **kw):
+    """The environment of a job (env_changes applied to ours)."""
+    e = dict(os.environ)
+    for k, v in env_changes(shim, **kw).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = v
     return e
 
 

@@ -9,7 +9,11 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from rutil import JOB, PY, REPORT, TMP, check, env, need_torch
+
+need_torch()
 
 
 def sock_path(pid):
@@ -71,7 +75,17 @@ def attach(pid):
     return subprocess.run([REPORT, "attach", str(pid)], capture_output=True, text=True, timeout=60)
 
 
-def slow_loris(job):
+@pytest.fixture(scope="module")
+def job():
+    """One job for the whole module: the tests below run against it in order, the last one ends it."""
+    j = Job()
+    yield j
+    if j.p.poll() is None:
+        j.p.terminate()
+        j.p.wait(timeout=60)
+
+
+def test_slow_loris(job):
     pid = job.p.pid
     drip = connect(pid)
 
@@ -96,7 +110,7 @@ def slow_loris(job):
         s.close()
 
 
-def never_reads(job):
+def test_never_reads(job):
     pid = job.p.pid
     greedy = [connect(pid) for _ in range(3)]
     for s in greedy:
@@ -107,7 +121,7 @@ def never_reads(job):
         s.close()
 
 
-def malformed(job):
+def test_malformed(job):
     pid = job.p.pid
     cases = [
         ("oversized", b"A" * 4096 + b"\n", "ERR request longer than 128 bytes"),
@@ -124,18 +138,10 @@ def malformed(job):
     check(ask(pid, b"GSCTL 1 PING\n") == "GSCTL 1 OK 0", "a well-formed PING still answers OK")
 
 
-def main():
-    need_torch()
-    job = Job()
+def test_job_survives_and_ends_by_sigterm(job):
     try:
-        slow_loris(job)
-        never_reads(job)
-        malformed(job)
         check(job.p.poll() is None, "the job is still running after all of it")
     finally:
         job.p.terminate()
     job.p.wait(timeout=60)
     check(job.p.returncode == -15, "the job ends as SIGTERM ends it (%d)" % job.p.returncode)
-
-
-main()

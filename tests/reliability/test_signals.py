@@ -8,7 +8,11 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from rutil import JOB, PY, REPORT, TMP, check, env, load_stats, need_torch, result
+
+need_torch()
 
 
 def stopped_run(tag, sig, shim=True, extra=()):
@@ -36,19 +40,22 @@ def check_outputs(tag, stats, trace):
           "%s: the trace loads, complete (END record, no warning)" % tag, p.stdout + p.stderr)
 
 
-def main():
-    need_torch()
-    for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
-        bare_rc = stopped_run(name + "-bare", sig, shim=False)[0]
-        rc, stats, trace, err = stopped_run(name, sig)
-        check(rc == bare_rc, "%s: exit status %d, as without the shim" % (name, rc), err[-2000:])
-        check_outputs(name, stats, trace)
+@pytest.mark.parametrize("sig, name", [(signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")],
+                         ids=["sigterm", "sigint"])
+def test_stopped_job_leaves_stats_and_trace(sig, name):
+    bare_rc = stopped_run(name + "-bare", sig, shim=False)[0]
+    rc, stats, trace, err = stopped_run(name, sig)
+    check(rc == bare_rc, "%s: exit status %d, as without the shim" % (name, rc), err[-2000:])
+    check_outputs(name, stats, trace)
+
+
+def test_own_sigterm_handler_wins():
     rc, stats, trace, err = stopped_run("own-handler", signal.SIGTERM, extra=["--own-sigterm"])
     check(rc == 7, "a program's own SIGTERM handler runs instead of the shim's (exit 7)", err[-2000:])
     check_outputs("own-handler", stats, trace)
+
+
+def test_python_sees_default_sigterm_handler():
     p = subprocess.run([PY, JOB, "2"], env=env(GACTSHIM_QUIET=1), capture_output=True, text=True, timeout=120)
     check(result(p)["sigterm"] == str(signal.SIG_DFL), "Python still sees SIGTERM's default handler (%s)"
           % result(p)["sigterm"])
-
-
-main()

@@ -2,15 +2,15 @@
 allocation the driver refuses reaches the caller with its own CUDA_ERROR_OUT_OF_MEMORY through dlsym
 and cuGetProcAddress, and the trace records the OOM events. "capture": the shim's GPU compress asks
 cuStreamIsCapturing and launches nothing on a capturing stream (-EBUSY: the engine keeps the tensor).
-Usage: test_standin.py JOB (PRELOAD_FIRST: sanitizer runtimes that must precede the shim)."""
+GS_STANDIN_JOB names the program (standin_job.c); PRELOAD_FIRST: sanitizer runtimes that must
+precede the shim."""
 import os
 import re
 import subprocess
-import sys
 
 from rutil import REPORT, TMP, check, env
 
-JOB = sys.argv[1]
+JOB = os.environ["GS_STANDIN_JOB"]
 
 
 def run_job(case, **kw):
@@ -22,13 +22,13 @@ def run_job(case, **kw):
     return p
 
 
-def main():
+def test_oom():
     trace = os.path.join(TMP, "oom.trace")
     run_job("oom", GACTSHIM_TRACE=trace)
     p = subprocess.run([REPORT, trace], capture_output=True, text=True, timeout=60)
     m = re.search(r"^out-of-memory errors: (\d+)", p.stdout, re.M)
     check(p.returncode == 0 and m and int(m.group(1)) == 2, "the trace records both OOM events", p.stdout + p.stderr)
+
+
+def test_capture():
     run_job("capture")
-
-
-main()

@@ -2,14 +2,17 @@
 models, two threads each, started together at a barrier): every pass is compressed (the count is
 exactly the sequential count times the passes) and every gradient is within 8-bit quantization
 error of the exact gradient (relative to 1 % of the whole gradient's norm as a floor).
-Runs itself under the shim: test_threads.py re-executes with LD_PRELOAD when started without it."""
-import os
+Runs in a pytest child under the shim (tests/conftest.py, child_env: a job's environment, rutil)."""
 import sys
 import threading
 
-from rutil import check, env, need_torch
+import pytest
+
+from rutil import check, env_changes, need_torch
 
 ROUNDS, THREADS_PER_MODEL, TOL = 3, 2, 0.05
+
+need_torch()
 
 
 def models():
@@ -46,7 +49,10 @@ def compressed():
     return sys.modules["_gactshim"].stats()["compressed"]
 
 
-def main():
+# SELECT=all: this test counts compressions per pass; lifetime selection would (rightly) keep
+# some tensors exact when four threads interleave their iterations, which is not its subject.
+@pytest.mark.child_env(**env_changes(GACTSHIM_BITS=8, GACTSHIM_SELECT="all", GACTSHIM_QUIET=1))
+def test_threads():
     import torch
     torch.set_num_threads(1)
     ms = models()
@@ -82,14 +88,3 @@ def main():
     worst = max(e for _, e in errors)
     check(len(errors) == len(threads) * ROUNDS and worst < TOL,
           "all %d threaded gradients within %.0f %% of exact (worst %.4f)" % (len(errors), 100 * TOL, worst))
-
-
-if __name__ == "__main__":
-    need_torch()
-    # SELECT=all: this test counts compressions per pass; lifetime selection would (rightly) keep
-    # some tensors exact when four threads interleave their iterations, which is not its subject.
-    if "_GS_THREADS_CHILD" not in os.environ:
-        from rutil import PY
-        os.execve(PY, [PY, os.path.abspath(__file__)], env(GACTSHIM_BITS=8, GACTSHIM_SELECT="all", GACTSHIM_QUIET=1,
-                                               _GS_THREADS_CHILD=1))
-    main()

@@ -1,18 +1,20 @@
 """test_report.py: gactshim-report end to end on traces from the stand-in training loop (trace-demo):
-text peak, Perfetto JSON, HTML rendered in headless Chromium, several ranks, broken traces."""
+text peak, Perfetto JSON, HTML (and rendered in headless Chromium: test_html_in_chromium, a meson test
+of its own, skipped without Chromium), several ranks, broken traces.
+GS_DEMO names trace-demo, GS_REPORT gactshim-report (meson sets both)."""
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pngcount  # noqa: E402
+import pytest
 
-DEMO, REPORT = sys.argv[1], sys.argv[2]
+import pngcount
+
+DEMO, REPORT = os.environ["GS_DEMO"], os.environ["GS_REPORT"]
 TMP = tempfile.mkdtemp(prefix="gs-report-")
 COLOURS = {"activation": (0xe1, 0x57, 0x59),
            "compressed": (0x59, 0xa1, 0x4f), "other": (0xba, 0xb0, 0xac)}
@@ -21,7 +23,7 @@ COLOURS = {"activation": (0xe1, 0x57, 0x59),
 def run(*args, env=None, check=True):
     p = subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=120)
     if check and p.returncode != 0:
-        sys.exit("FAIL: %s -> %d\n%s%s" % (args, p.returncode, p.stdout, p.stderr))
+        pytest.fail("%s -> %d\n%s%s" % (args, p.returncode, p.stdout, p.stderr), pytrace=False)
     return p
 
 
@@ -34,7 +36,22 @@ def demo(name, iters, rank=None):
     return path, peak
 
 
-def check_text(path, peak):
+@pytest.fixture(scope="module")
+def trace():
+    """A 200-iteration trace and its peak; the module's files go when it is done."""
+    yield demo("t.trace", 200)
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def html(trace):
+    out = os.path.join(TMP, "t.html")
+    run(REPORT, "--html", out, trace[0])
+    return out
+
+
+def test_text(trace):
+    path, peak = trace
     out = run(REPORT, path).stdout
     m = re.search(r"^peak: .* \((\d+) bytes\)", out, re.M)
     assert m and int(m.group(1)) == peak, (peak, out)
@@ -44,9 +61,9 @@ def check_text(path, peak):
     print("text report: peak %d bytes matches the run" % peak)
 
 
-def check_perfetto(path):
+def test_perfetto(trace):
     out = os.path.join(TMP, "t.json")
-    run(REPORT, "--perfetto", out, path)
+    run(REPORT, "--perfetto", out, trace[0])
     ev = json.load(open(out))["traceEvents"]
     counters = [e for e in ev if e["ph"] == "C"]
     assert counters and all(set(COLOURS) <= set(e["args"]) for e in counters)
@@ -56,23 +73,30 @@ def check_perfetto(path):
     print("perfetto: %d events, %d counter samples" % (len(ev), len(counters)))
 
 
-def check_html(path):
-    out = os.path.join(TMP, "t.html")
-    run(REPORT, "--html", out, path)
-    html = open(out).read()
-    series = re.findall(r'<path class="series" data-category="(\w+)"', html)
+def html_series(html):
+    text = open(html).read()
+    series = re.findall(r'<path class="series" data-category="(\w+)"', text)
+    npoints = int(re.search(r"(\d+) points, max-preserving", text).group(1))
+    return text, series, npoints
+
+
+def test_html(html):
+    text, series, npoints = html_series(html)
     assert sorted(series) == sorted(COLOURS), series
-    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    npoints = int(re.search(r"(\d+) points, max-preserving", html).group(1))
+    assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert 0 < npoints <= 2000, npoints
+    print("html: %d series, %d points" % (len(series), npoints))
+
+
+def test_html_in_chromium(html):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
-        print("SKIP rendering: chromium is not installed (tools/dev.sh installs it)")
-        return
+        pytest.skip("chromium is not installed (tools/dev.sh installs it): the HTML report was not rendered")
+    _, series, npoints = html_series(html)
     png = os.environ.get("GS_REPORT_PNG") or os.path.join(TMP, "t.png")
     run(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
         "--user-data-dir=" + os.path.join(TMP, "chrome"), "--screenshot=" + png,
-        "--window-size=1400,1000", "file://" + out)
+        "--window-size=1400,1000", "file://" + html)
     total = pngcount.non_white(png)
     assert total > 20000, total
     for cat, rgb in COLOURS.items():
@@ -81,7 +105,7 @@ def check_html(path):
     print("html: %d series, %d points; rendered %s with %d non-white pixels" % (len(series), npoints, png, total))
 
 
-def check_ranks():
+def test_ranks():
     a, pa = demo("r0.trace", 20, rank=0)
     b, pb = demo("r1.trace", 30, rank=1)
     out = run(REPORT, a, b).stdout
@@ -90,7 +114,8 @@ def check_ranks():
     print("ranks: one row per rank")
 
 
-def check_broken(path):
+def test_broken(trace):
+    path = trace[0]
     junk = os.path.join(TMP, "junk.trace")
     open(junk, "wb").write(b"hello, this is not a trace at all" * 4)
     p = run(REPORT, junk, check=False)
@@ -105,7 +130,7 @@ def check_broken(path):
     print("broken traces: clear messages")
 
 
-def check_killed():
+def test_killed():
     # SIGKILL mid-run: the file is flushed every 100 ms, so a readable prefix remains.
     path = os.path.join(TMP, "killed.trace")
     job = subprocess.Popen([DEMO, path, "100000", "2"], stdout=subprocess.DEVNULL)
@@ -115,17 +140,3 @@ def check_killed():
     out = run(REPORT, path).stdout
     assert re.search(r"^peak: ", out, re.M) and "warning:" in out, out
     print("killed job: its trace reads (%s)" % re.search(r"warning: (.*)", out).group(1)[:60])
-
-
-def main():
-    path, peak = demo("t.trace", 200)
-    check_text(path, peak)
-    check_perfetto(path)
-    check_html(path)
-    check_ranks()
-    check_broken(path)
-    check_killed()
-    shutil.rmtree(TMP, ignore_errors=True)
-
-
-main()

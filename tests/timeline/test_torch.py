@@ -1,23 +1,24 @@
 """test_torch.py: the timeline under LD_PRELOAD in CPU training with Debian's torch: the report's peak
 equals the stats JSON's, compression shrinks activation bytes at the peak versus GACTSHIM_POLICY=off,
-Perfetto JSON has the counter tracks, %r/%p paths and fork, and attach while it trains."""
+Perfetto JSON has the counter tracks, %r/%p paths and fork, and attach while it trains.
+GS_SHIM names the shim, GS_REPORT gactshim-report (meson sets both)."""
 import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 
-SHIM, REPORT = sys.argv[1], sys.argv[2]
+import pytest
+
+SHIM, REPORT = os.environ["GS_SHIM"], os.environ["GS_REPORT"]
 TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_small.py")
 PY = "/usr/bin/python3"
 TMP = tempfile.mkdtemp(prefix="gs-torch-")
 try:
     import torch  # noqa: F401
 except ImportError:
-    print("SKIP: Debian python3-torch is not installed")
-    sys.exit(77)
+    pytest.skip("Debian python3-torch is not installed", allow_module_level=True)
 
 
 def env(**kw):
@@ -56,14 +57,22 @@ def run(policy):
     return trace, peak, cats
 
 
-def main():
-    trace, peak, cats = run("fixed")
+@pytest.fixture(scope="module")
+def fixed():
+    return run("fixed")
+
+
+def test_peak_and_saved_bytes(fixed):
+    trace, peak, cats = fixed
     _, peak_off, cats_off = run("off")
     saved, saved_off = cats["activation"] + cats["compressed"], cats_off["activation"] + cats_off["compressed"]
     assert saved * 3 < saved_off, (cats, cats_off)
     print("peak %d = stats; saved-tensor bytes at the peak %d with the shim vs %d with POLICY=off"
           % (peak, saved, saved_off))
 
+
+def test_perfetto(fixed):
+    trace = fixed[0]
     pf = os.path.join(TMP, "t.json")
     report("--perfetto", pf, trace)
     ev = json.load(open(pf))["traceEvents"]
@@ -72,6 +81,8 @@ def main():
     assert any(e["ph"] == "X" and e["name"] == "compress" for e in ev)
     print("perfetto: counter tracks %s" % sorted(tracks))
 
+
+def test_ranks_and_fork():
     # Ranks by %r; a forked child with a path lacking %p records nothing into its parent's file.
     for r in (0, 1):
         train(3, ["--fork"], RANK=r, GACTSHIM_TRACE=os.path.join(TMP, "rank-%r.trace"))
@@ -83,6 +94,8 @@ def main():
     assert len(files) == 2, files  # parent and child, each its own
     print("ranks: one row per rank; fork: %d per-pid files, parent's file intact" % len(files))
 
+
+def test_attach_while_training():
     # Attach to a training process (no GACTSHIM_TRACE) and check it keeps training.
     job = subprocess.Popen([PY, TRAIN, "400", "0.01"], env=env(), stdout=subprocess.PIPE, text=True)
     assert job.stdout.readline().startswith("step")
@@ -102,7 +115,7 @@ def main():
     print("attach: live report while training; it went on from step %d to %s" % (before, rest[-1]))
 
 
-def no_socket_without_work():
+def test_no_socket_without_work():
     # A process under the shim that never allocates through CUDA nor packs a tensor: no socket.
     job = subprocess.Popen([PY, "-c", "import time; time.sleep(1.5)"], env=env())
     time.sleep(0.8)
@@ -110,7 +123,3 @@ def no_socket_without_work():
     job.wait()
     assert p.returncode == 1 and "has no gactshim control socket" in p.stderr, p.stderr
     print("idle process: no control socket")
-
-
-main()
-no_socket_without_work()
