@@ -3,7 +3,7 @@
 
 /* Sensitive producers: outputs of softmax and log-softmax (attention probabilities; the
  * log-probabilities cross-entropy saves). Measured here on the 2-block char transformer of
- * tests/python/test_convergence.py (200 steps, stdlib text, final loss; exact 2.3058):
+ * tests/engine/test_convergence.py (200 steps, stdlib text, final loss; exact 2.3058):
  *   4 bits everywhere 2.3120 (+0.27 %)   4 bits, these at 8: 2.3085 (+0.12 %)  <- default
  *   2 bits everywhere 2.7117 (+17.6 %)   2 bits, these at 8: 2.3186 (+0.56 %)
  * So the fixed policy never gives them

@@ -1,7 +1,7 @@
 """CPU benchmark: GACTSHIM_SELECT=lifetime vs =all, step time and memory, in one run.
 
 Runs the same training (the char transformer with activation checkpointing from
-tests/python/models.py, and the plain one) in fresh processes under LD_PRELOAD, alternating the
+tests/engine/models.py, and the plain one) in fresh processes under LD_PRELOAD, alternating the
 two settings REPEAT times, and writes bench/results/<date>-cpu-lifetime-<machine>.{json,md}.
 Not a test: timings on a shared machine are noisy; the medians are reported.
 Usage: /usr/bin/python3 bench/cpu/lifetime.py build/shim/libgactshim.so [steps] [repeat]
@@ -54,7 +54,7 @@ def run(lib, model, select, steps):
     os.close(fd)
     env = dict(os.environ, LD_PRELOAD=lib, GACTSHIM_SELECT=select, GACTSHIM_STATS=stats,
                GACTSHIM_QUIET="1", OMP_NUM_THREADS="2")
-    code = CHILD % (os.path.join(ROOT, "tests", "python"), model, steps)
+    code = CHILD % (os.path.join(ROOT, "tests", "engine"), model, steps)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     with open(stats) as f:

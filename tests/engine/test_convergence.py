@@ -30,7 +30,7 @@ def run(env):
 
 @pytest.mark.slow
 def test_adaptive_policy():
-    """Adaptive against fixed at the same GACTSHIM_BITS=2 (the same bytes: README, Policies)."""
+    """Adaptive against fixed at the same GACTSHIM_BITS=2 (the same bytes: docs/policies.md)."""
     exact, _ = run({"GACTSHIM_POLICY": "off"})
     fixed, _ = run({"GACTSHIM_BITS": "2"})
     adaptive, st = run({"GACTSHIM_POLICY": "adaptive", "GACTSHIM_BITS": "2"})
@@ -43,7 +43,7 @@ def test_adaptive_policy():
     if adaptive < fixed:
         print("ok: adaptive-2 ends closer to exact than fixed-2", flush=True)
     else:
-        print("NOTE: adaptive-2 does not beat fixed-2 here (README, Policies, says why)", flush=True)
+        print("NOTE: adaptive-2 does not beat fixed-2 here (docs/policies.md says why)", flush=True)
 
 
 @pytest.mark.slow
