@@ -77,8 +77,8 @@ def grads(model):
 
 
 def rel_error(got, exact):
-    """Largest per-tensor error relative to a floor: 1 % of the whole gradient's norm (the floor is there because
-    some exact gradients are ~0, e.g. a key bias under softmax)."""
+    """Largest per-tensor error relative to a floor: 1 % of the whole gradient's norm (a floor,
+    because some exact gradients are ~0, e.g. a key bias under softmax)."""
     import torch
     total = torch.sqrt(sum((e.double() ** 2).sum() for e in exact))
     worst = 0.0
