@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -154,7 +155,8 @@ static void gs__exit_flush(void) {
   pthread_mutex_unlock(&gs__flush_lock);
   if (gs__fault(GS_FAULT_FLUSH_SLOW)) {
     gs__log(GS_LOG_ERROR, "exit flush under way (slowed by _GACTSHIM_FAULT=flush_slow)");
-    sleep(1);
+    struct timespec left = {1, 0}; /* the whole second, signals or not */
+    while (nanosleep(&left, &left) != 0 && errno == EINTR) {}
   }
   if (gs__active()) gs__trace_unwire();
   gs__report_at_exit();

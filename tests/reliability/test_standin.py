@@ -2,10 +2,14 @@
 allocation the driver refuses reaches the caller with its own CUDA_ERROR_OUT_OF_MEMORY through dlsym
 and cuGetProcAddress, and the trace records the OOM events. "capture": the shim's GPU compress asks
 cuStreamIsCapturing and launches nothing on a capturing stream (-EBUSY: the engine keeps the tensor).
+"exit": a SIGTERM that lands while the destructor is writing the stats and the trace waits for that
+flush to finish instead of killing the process in the middle of it.
 GS_STANDIN_JOB names the program (standin_job.c); PRELOAD_FIRST: sanitizer runtimes that must
 precede the shim."""
+import json
 import os
 import re
+import signal
 import subprocess
 
 from rutil import REPORT, TMP, check, env
@@ -32,3 +36,24 @@ def test_oom():
 
 def test_capture():
     run_job("capture")
+
+
+def test_sigterm_during_exit_flush():
+    """The destructor starts the flush, slowed by the test-only fault so that SIGTERM lands in it;
+    the SIGTERM thread must wait for that flush, not end the process halfway through it."""
+    stats, trace = os.path.join(TMP, "exit.json"), os.path.join(TMP, "exit.trace")
+    p = subprocess.Popen([JOB, "exit"], env=env(GACTSHIM_STATS=stats, GACTSHIM_TRACE=trace,
+                                                 _GACTSHIM_FAULT="flush_slow"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marker = p.stderr.readline()  # printed once the flush is under way
+    check("exit flush under way" in marker, "the exit flush started", marker)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    # Either exit is honest: the process was exiting anyway (0), or SIGTERM ended it after the flush.
+    check(p.returncode in (0, -signal.SIGTERM), "the job ended by its exit or by SIGTERM (%d)" % p.returncode,
+          out + err)
+    check(os.path.exists(stats) and json.load(open(stats))["allocs"] == 1,
+          "the stats file was written whole", out + err)
+    r = subprocess.run([REPORT, trace], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "no END record" not in r.stdout + r.stderr,
+          "the trace ends with its END record", r.stdout + r.stderr)
