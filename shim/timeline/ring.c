@@ -71,8 +71,3 @@ size_t gs__ring_pop(gs_ring *r, gs_event *out, size_t max) {
   return n;
 }
 
-size_t gs__ring_size(const gs_ring *r) {
-  uint64_t t = __atomic_load_n(&r->tail, __ATOMIC_RELAXED);
-  uint64_t h = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
-  return t > h ? (size_t)(t - h) : 0;
-}

@@ -131,12 +131,8 @@ int gs__ring_push(gs_ring *r, const gs_event *ev);
 /* The consumer only: copies up to max events into out, returns how many. */
 size_t gs__ring_pop(gs_ring *r, gs_event *out, size_t max);
 
-/* Events currently queued (approximate under concurrency). */
-size_t gs__ring_size(const gs_ring *r);
-
 /* Empties the ring with no consumer running: the fork child, and tests. */
 void gs__ring_reset(gs_ring *r);
-
 
 /* ---- where the writer puts records (sink.c): the bounded file and the in-memory window ------ */
 
