@@ -70,4 +70,3 @@ size_t gs__ring_pop(gs_ring *r, gs_event *out, size_t max) {
   __atomic_store_n(&r->head, head, __ATOMIC_RELAXED);
   return n;
 }
-
