@@ -221,9 +221,6 @@ int gs__stats_write_json(const char *path, gs_stats_extra_fn extra, size_t cap);
 /* The one summary line printed on stderr at exit (unless GACTSHIM_QUIET=1), into buf. */
 int gs__stats_summary(char *buf, size_t len, uint64_t peak_bytes);
 
-/* "1.5 MiB" into out. */
-void gs__human_bytes(uint64_t b, char *out, size_t len);
-
 /* ---- fault.c: test-only fault injection (_GACTSHIM_FAULT) --------------------------------- */
 
 /* Places where a test can make the shim's own work fail. */

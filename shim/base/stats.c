@@ -98,7 +98,7 @@ static int gs__stats_write_file(const char *path, const char *json, size_t n) {
   return rc;
 }
 
-void gs__human_bytes(uint64_t b, char *out, size_t len) {
+static void gs__human_bytes(uint64_t b, char *out, size_t len) {
   static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = (double)b;
   size_t u = 0;

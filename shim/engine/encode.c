@@ -246,7 +246,7 @@ PyObject *gs__compress(PyObject *t, const gs_tensor_facts *f, unsigned bits, gs_
   PyObject *src = f->dense ? t : gs__call_method(t, gs__torch.s_contiguous, NULL, NULL);
   if (src == NULL) return gs__note_error(why), NULL;
   if (src == t) gs__py.Py_IncRef(src);
-  uint64_t src_ptr = src == t ? f->data_ptr : gs__torch_data_ptr(src);
+  uint64_t src_ptr = src == t && f->device < 0 ? f->data_ptr : gs__torch_data_ptr(src);
   uint64_t t0 = gs__now_ns();
   PyObject *cap = gs__py.PyErr_Occurred() ? (gs__note_error(why), NULL)
                                           : gs__compress_src(t, src, src_ptr, f, bits, why);

@@ -243,7 +243,7 @@ typedef struct gs_tensor_facts {
   bool contiguous;      /* row-major contiguous */
   bool dense;           /* dense and non-overlapping: its memory span is numel elements */
   int device;           /* CUDA device index, or -1 for the CPU */
-  uint64_t data_ptr;
+  uint64_t data_ptr;     /* CPU tensors only (see gs__facts_read) */
   unsigned producer_flags; /* GS_PRODUCER_* */
   PyObject *producer;   /* borrowed: the grad_fn's type, or NULL for leaves */
   int64_t output_nr;

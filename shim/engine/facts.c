@@ -92,7 +92,9 @@ int gs__facts_read(PyObject *t, gs_tensor_facts *f) {
   if (gs__read_geometry(t, f) != 0) return -1;
   if (f->too_many_dims) return 0;
   if (gs__read_device(t, f) != 0) return -1;
-  f->data_ptr = gs__torch_data_ptr(t);
+  /* A CPU tensor's address is always used (the registry key if kept, else the codec's source); a
+   * GPU tensor's only if it is compressed, so encode reads it then (kept ones are most packs). */
+  if (f->device < 0) f->data_ptr = gs__torch_data_ptr(t);
   return gs__py.PyErr_Occurred() ? -1 : 0;
 }
 

@@ -141,7 +141,7 @@ const gs_registry_observer gs__trace_observer = {
 void gs__trace_saved(gs_saved_op op, uint64_t before, uint64_t after, unsigned bits,
                      uint64_t dur_ns, int device) {
   if (gs__state() == GS_ST_OFF) return;
-  if (device < 0 || device > GS_DEVICE_HOST) device = GS_DEVICE_HOST; /* the engine's CPU is -1 */
+  device = gs__device_slot(device); /* the engine's CPU is -1 */
   gs_event ev = {.type = GS_REC_SAVED, .kind = (uint8_t)op, .cat2 = (uint8_t)bits,
                  .device = (int16_t)device, .a = before, .b = after, .c = dur_ns};
   uint64_t now = gs__now_ns();
@@ -167,7 +167,7 @@ void gs__trace_iteration(uint64_t n) {
  * unpack µs (both since the iteration began). */
 void gs__trace_decision(const gs_trace_decision *d) {
   if (gs__state() == GS_ST_OFF) return;
-  int device = d->device < 0 || d->device > GS_DEVICE_HOST ? GS_DEVICE_HOST : d->device;
+  int device = gs__device_slot(d->device);
   gs_event ev = {.type = GS_REC_PLAN, .kind = d->reason, .cat = d->next_reason, .cat2 = d->bits,
                  .device = (int16_t)device, .flags = (uint16_t)(d->next_bits | (d->alive_at_peak ? 0x100 : 0)),
                  .site = (uint32_t)(d->pack_ns / 1000), .tid = (uint32_t)(d->unpack_ns / 1000),
@@ -238,7 +238,7 @@ static void gs__emit_sites(void) {
 }
 
 static gs__dev *gs__dev_of(int device) {
-  unsigned d = device < 0 || device > GS_DEVICE_HOST ? GS_DEVICE_HOST : (unsigned)device;
+  unsigned d = (unsigned)gs__device_slot(device);
   gs__r.dev[d].live.device = (int16_t)d;
   gs__r.dev[d].active = true;
   return &gs__r.dev[d];
