@@ -5,14 +5,14 @@
 #   tools/dev.sh test      build, then run the whole suite: normal, ASan+UBSan, TSan
 #   tools/dev.sh build     build only (into build/)
 #
-# Debian bookworm packages only; the CUDA toolkit at /usr/local/cuda is used when present.
+# Debian packages (bookworm names) plus .venv/ for PyTorch 2.x; nvcc is taken from PATH when present.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 
-packages=(meson ninja-build pkg-config gcc check libunwind-dev python3 python3-torch python3-numpy
-          python3-sklearn python3-pytest libopenblas0-pthread chromium clang libclang-rt-14-dev)
+packages=(meson ninja-build pkg-config gcc check libunwind-dev python3 python3-venv
+          chromium clang libclang-rt-14-dev)
 
 install_packages() {
   local missing=()
@@ -25,6 +25,33 @@ install_packages() {
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# The tests' and the example's interpreter: .venv/ with PyTorch 2.x and the libraries people train
+# with (tools/requirements.txt). Remade when that file changes; torch and torchvision go in first, in
+# their own pip call, so the libraries after them cannot pull a different build.
+venv=$top/.venv
+ensure_venv() {
+  local req=$top/tools/requirements.txt stamp=$top/.venv/.requirements
+  if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp"; then return 0; fi
+  local base
+  base=$(command -v python3.11 || command -v python3)
+  echo "dev.sh: making .venv/ with $base ($("$base" --version))"
+  "$base" -m venv "$venv"
+  venv_pip $(grep -E '^torch(vision)?==' "$req")
+  venv_pip -r "$req"
+  "$venv/bin/python" -c 'import torch, torchvision' || { echo "dev.sh: .venv/ has no working torch" >&2; return 1; }
+  cp "$req" "$stamp"
+}
+
+# pip install into .venv/, quiet unless it fails (then its output, less the index's noise).
+venv_pip() {
+  local log rc=0
+  log=$(mktemp)
+  "$venv/bin/pip" install -q "$@" >"$log" 2>&1 || rc=$?
+  [ $rc -eq 0 ] || grep -v 'is ignored' "$log" >&2
+  rm -f "$log"
+  return $rc
 }
 
 # Configures (once) and builds a build directory: build_dir DIR [meson options...]
@@ -56,15 +83,18 @@ cmd=${1:-}
 case "$cmd" in
   build)
     install_packages
+    ensure_venv
     build_dir build
     ;;
   example)
     install_packages
+    ensure_venv
     build_dir build
-    exec env LD_PRELOAD="$top/build/shim/libgactshim.so" /usr/bin/python3 examples/train.py "${@:2}"
+    exec env LD_PRELOAD="$top/build/shim/libgactshim.so" "$venv/bin/python" examples/train.py "${@:2}"
     ;;
   test)
     install_packages
+    ensure_venv
     status=0
     build_dir build
     run_suite build || status=1

@@ -4,11 +4,12 @@ and gactshim-report, PRELOAD_FIRST the sanitizer runtimes that must precede an i
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 import pytest
 
-PY = "/usr/bin/python3"  # Debian's interpreter, where python3-torch lives
+PY = sys.executable  # the interpreter meson runs the tests with (the venv's PyTorch)
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOB = os.path.join(HERE, "train_job.py")
 SHIM = os.environ.get("GS_SHIM", "")

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -13,7 +14,7 @@ import pytest
 
 SHIM, REPORT = os.environ["GS_SHIM"], os.environ["GS_REPORT"]
 TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_small.py")
-PY = "/usr/bin/python3"
+PY = sys.executable  # the interpreter meson runs the tests with (the venv's PyTorch)
 TMP = tempfile.mkdtemp(prefix="gs-torch-")
 try:
     import torch  # noqa: F401
