@@ -103,6 +103,12 @@ GS_API int gs_gpu_stream_capturing(void *stream);
  * -ENOEXEC. */
 GS_API int gs_gpu_load_status(void *ctx, int *curesult);
 
+/* How the kernels were loaded in ctx (NULL: the current context): "fatbin" (the image built in),
+ * "nvrtc" (codec.cu compiled at run time for this GPU, when the fatbin had no code for it or its
+ * PTX was too new for the driver), or NULL (not loaded, or loading failed). *why (may be NULL)
+ * receives why the run-time compile gave no image (no NVRTC found, the compile failed), or NULL. */
+GS_API const char *gs_gpu_load_source(void *ctx, const char **why);
+
 #ifdef __cplusplus
 }
 #endif

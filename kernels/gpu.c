@@ -23,6 +23,11 @@ int gs_gpu_use_device(int device) {
   (void)device;
   return -ENOSYS;
 }
+const char *gs_gpu_load_source(void *ctx, const char **why) {
+  (void)ctx;
+  if (why != NULL) *why = "built without CUDA kernels";
+  return NULL;
+}
 int gs_gpu_load_status(void *ctx, int *curesult) {
   (void)ctx;
   if (curesult != NULL) *curesult = 0;
@@ -33,6 +38,7 @@ int gs_gpu_load_status(void *ctx, int *curesult) {
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 /* The few driver types used, declared here so that the library builds without cuda.h. */
 typedef int CUresult;
@@ -68,12 +74,21 @@ typedef struct gs__module {
   CUcontext ctx;
   unsigned long long ctx_id;
   CUresult load_rc; /* 0, or the driver's error from loading the module in ctx */
+  const char *source; /* "fatbin" or "nvrtc" once loaded */
   CUfunction header, compress, decompress;
   int sms;
 } gs__module;
 
 #define GS__MAX_CONTEXTS 16
 #define GS__CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT 16
+#define GS__CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR 75
+#define GS__CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR 76
+/* The fatbin's failures that a run-time compile for the device's own architecture can cure: no
+ * cubin for this GPU and PTX it cannot take (newer ISA than the driver: a CUDA 12 driver). */
+#define GS__CUDA_ERROR_INVALID_PTX 218
+#define GS__CUDA_ERROR_UNSUPPORTED_PTX_VERSION 222
+#define GS__CUDA_ERROR_NO_BINARY_FOR_GPU 209
+#define GS__CUDA_ERROR_INVALID_IMAGE 200 /* a cubin of a newer toolkit than the driver's */
 
 /* Process-wide because the driver and its contexts are: the resolved entry points (filled once,
  * under the lock) and the module cache, bounded by GS__MAX_CONTEXTS. */
@@ -107,12 +122,40 @@ static int gs__driver_resolve(void) {
   return 1;
 }
 
+/* The kernels compiled by NVRTC for the current device (cached on disk), loaded into *mod; 0 or
+ * the CUresult (or -1 when there is no image: gs__nvrtc_error says why). */
+static CUresult gs__module_load_nvrtc(CUmodule *mod) {
+  CUdevice dev;
+  int major = 0, minor = 0;
+  if (gs__drv.ctx_get_device(&dev) != 0 ||
+      gs__drv.device_get_attribute(&major, GS__CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev) != 0 ||
+      gs__drv.device_get_attribute(&minor, GS__CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev) != 0)
+    return -1;
+  CUresult r = -1;
+  for (int attempt = 0; attempt < 2 && r != 0; attempt++) {
+    void *image = NULL;
+    size_t size = 0;
+    int from = gs__nvrtc_image(major * 10 + minor, attempt > 0, &image, &size);
+    if (from < 0) break;
+    r = gs__drv.module_load_data(mod, image);
+    free(image);
+    if (from == 0) break; /* freshly compiled and still refused: compiling again will not help */
+  }
+  return r;
+}
+
 /* Loads the kernels in ctx (current); m->load_rc says how it went: 0 or the failing CUresult. */
 static void gs__module_load(CUcontext ctx, unsigned long long id, gs__module *m) {
   CUmodule mod;
   CUdevice dev;
-  *m = (gs__module){.ctx = ctx, .ctx_id = id};
-  if ((m->load_rc = gs__drv.module_load_data(&mod, gs__codec_fatbin)) != 0 ||
+  *m = (gs__module){.ctx = ctx, .ctx_id = id, .source = "fatbin"};
+  m->load_rc = gs__drv.module_load_data(&mod, gs__codec_fatbin);
+  if (m->load_rc == GS__CUDA_ERROR_NO_BINARY_FOR_GPU || m->load_rc == GS__CUDA_ERROR_INVALID_PTX ||
+      m->load_rc == GS__CUDA_ERROR_UNSUPPORTED_PTX_VERSION || m->load_rc == GS__CUDA_ERROR_INVALID_IMAGE) {
+    /* The fatbin's error is kept when the fallback fails too: it is the one that says why. */
+    if (gs__module_load_nvrtc(&mod) == 0) m->load_rc = 0, m->source = "nvrtc";
+  }
+  if (m->load_rc != 0 ||
       (m->load_rc = gs__drv.module_get_function(&m->header, mod, "gs_k_header")) != 0 ||
       (m->load_rc = gs__drv.module_get_function(&m->compress, mod, "gs_k_compress")) != 0 ||
       (m->load_rc = gs__drv.module_get_function(&m->decompress, mod, "gs_k_decompress")) != 0)
@@ -189,6 +232,20 @@ int gs_gpu_use_device(int device) {
 done:
   pthread_mutex_unlock(&gs__gpu_lock);
   return rc;
+}
+
+const char *gs_gpu_load_source(void *ctx_or_null, const char **why) {
+  CUcontext ctx;
+  unsigned long long id;
+  const char *src = NULL;
+  pthread_mutex_lock(&gs__gpu_lock);
+  if (gs__driver_ready_locked() == 0 && gs__context_locked(ctx_or_null, &ctx, &id) == 0) {
+    const gs__module *m = gs__module_find_locked(ctx, id);
+    if (m != NULL && m->load_rc == 0) src = m->source;
+  }
+  if (why != NULL) *why = gs__nvrtc_error();
+  pthread_mutex_unlock(&gs__gpu_lock);
+  return src;
 }
 
 int gs_gpu_load_status(void *ctx_or_null, int *curesult) {

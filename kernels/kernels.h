@@ -9,6 +9,7 @@
 #include "codec_core.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -73,6 +74,18 @@ static inline int gs__layout_read_header(const void *src, size_t bytes, gs__layo
 }
 
 
+
+/* ---- nvrtc.c: the kernels compiled at run time (GPUs and drivers the fatbin does not serve) ----
+ *
+ * An image of codec.cu for compute capability arch (e.g. 90) in *image (malloc'ed, *size bytes):
+ * read from the disk cache ($XDG_CACHE_HOME/gactshim, else ~/.cache/gactshim; keyed by source
+ * hash, arch and NVRTC version) unless retry, else compiled with an NVRTC found at run time and
+ * written there. 1 (from the cache), 0 (compiled), -ENOENT (no usable NVRTC: remembered, not
+ * looked for again) or -ENOEXEC (the compile failed). Called under the loader's lock. */
+int gs__nvrtc_image(int arch, bool retry, void **image, size_t *size);
+
+/* Why the last run-time compile could not give an image, or NULL. */
+const char *gs__nvrtc_error(void);
 
 /* Most lanes the CPU codec uses: ranges one call is split into, and threads the pool may have. */
 #define GS__MAX_THREADS 64

@@ -123,11 +123,13 @@ API int64_t gs_standin_module_loads(void) { return __atomic_load_n(&g_module_loa
 
 /* The CUresult GS_STANDIN_MODULE_LOAD asks module loads to fail with (read at every load, so a
  * test can switch it): "fail" is 209 (CUDA_ERROR_NO_BINARY_FOR_GPU), a number is that error;
+ * "nobinary": 209 for every image but the stand-in NVRTC's (a GPU the fatbin has no code for);
  * unset, empty or anything else: 0, they succeed. */
-static CUresult module_load_error(void) {
+static CUresult module_load_error(const void *image) {
   const char *e = getenv("GS_STANDIN_MODULE_LOAD");
   if (e == NULL || *e == '\0') return 0;
   if (strcmp(e, "fail") == 0) return 209;
+  if (strcmp(e, "nobinary") == 0) return memcmp(image, "GSSTANDIN-CUBIN", 15) == 0 ? 0 : 209;
   char *end;
   long v = strtol(e, &end, 10);
   return *end == '\0' && v > 0 && v < 100000 ? (CUresult)v : 0;
@@ -135,7 +137,7 @@ static CUresult module_load_error(void) {
 
 API CUresult cuModuleLoadData(void **mod, const void *image) {
   __atomic_add_fetch(&g_module_loads, 1, __ATOMIC_RELAXED);
-  CUresult r = image ? module_load_error() : 1;
+  CUresult r = image ? module_load_error(image) : 1;
   *mod = r == 0 ? &g_module : NULL;
   return r;
 }
@@ -143,7 +145,11 @@ API CUresult cuModuleGetFunction(void **fn, void *mod, const char *name) {
   *fn = &g_function;
   return mod == &g_module && name ? 0 : 400;
 }
-API CUresult cuDeviceGetAttribute(int *v, int attr, int dev) { *v = 4; return attr >= 0 && dev >= 0 ? 0 : 1; }
+/* Compute capability 9.0 (attributes 75 and 76); 4 for any other attribute. */
+API CUresult cuDeviceGetAttribute(int *v, int attr, int dev) {
+  *v = attr == 75 ? 9 : attr == 76 ? 0 : 4;
+  return attr >= 0 && dev >= 0 ? 0 : 1;
+}
 API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                             unsigned bz, unsigned shared, CUstream s, void **params, void **extra) {
   (void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shared, (void)s, (void)params, (void)extra;
