@@ -336,14 +336,16 @@ int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dp
   if (rc != 0) return rc;
   gs__kparams_of(&l, src_dptr, dst_dptr, &k);
   void *args[] = {&k};
-  if (gs__drv.launch_kernel(m.header, 1, 1, 1, 32, 1, 1, 0, stream, args, NULL) != 0) return -EIO;
-  if (l.p.n == 0) return 0;
+  int slot = gs__gpu_time_begin(m.ctx, stream);
+  rc = gs__drv.launch_kernel(m.header, 1, 1, 1, 32, 1, 1, 0, stream, args, NULL) != 0 ? -EIO : 0;
   /* Compress: one warp per group (or per few small groups); bool: one thread per byte. */
   uint64_t items = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups * 32u;
   unsigned grid = gs__grid(items, GS__BLOCK, m.sms);
-  if (gs__drv.launch_kernel(m.compress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0)
-    return -EIO;
-  return 0;
+  if (rc == 0 && l.p.n != 0 &&
+      gs__drv.launch_kernel(m.compress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0)
+    rc = -EIO;
+  gs__gpu_time_end(slot, stream);
+  return rc;
 }
 
 int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
@@ -362,9 +364,10 @@ int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_
   gs__kparams_of(&l, src_dptr, dst_dptr, &k);
   void *args[] = {&k};
   unsigned grid = gs__grid((l.p.n + 7) / 8, GS__BLOCK, m.sms);
-  if (gs__drv.launch_kernel(m.decompress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0)
-    return -EIO;
-  return 0;
+  int slot = gs__gpu_time_begin(m.ctx, stream);
+  rc = gs__drv.launch_kernel(m.decompress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0 ? -EIO : 0;
+  gs__gpu_time_end(slot, stream);
+  return rc;
 }
 
 #endif

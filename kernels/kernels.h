@@ -87,6 +87,12 @@ int gs__nvrtc_image(int arch, bool retry, void **image, size_t *size);
 /* Why the last run-time compile could not give an image, or NULL. */
 const char *gs__nvrtc_error(void);
 
+/* ---- gputime.c: CUDA events around the codec's launches (gs_gpu_kernel_time) ----
+ * begin records a start event on stream (ctx current) and returns a slot, or -1 (untimed: no
+ * free pair, or no driver); end records the end event of that slot. Neither waits. */
+int gs__gpu_time_begin(void *ctx, void *stream);
+void gs__gpu_time_end(int slot, void *stream);
+
 /* Most lanes the CPU codec uses: ranges one call is split into, and threads the pool may have. */
 #define GS__MAX_THREADS 64
 

@@ -182,6 +182,36 @@ START_TEST(test_legacy_stream_capture_elsewhere) {
 }
 END_TEST
 
+/* The codec's own GPU time, from events around its launches: the stand-in's GPU clock gives each
+ * launch 10 us (compress: header + compress kernels; decompress: one kernel). Nothing waits:
+ * a pending end event is counted once it has completed. */
+START_TEST(test_launches_timed_with_events) {
+  unsetenv("GS_STANDIN_MODULE_LOAD");
+  uint64_t ns, timed, untimed;
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert(ns == 0 && timed == 0 && untimed == 0);
+  for (int i = 0; i < 10; i++) ck_assert_int_eq(compress(), 0);
+  for (int i = 0; i < 5; i++) ck_assert_int_eq(decompress(), 0);
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert_uint_eq(timed, 15);
+  ck_assert_uint_eq(untimed, 0);
+  ck_assert_uint_eq(ns, 10 * 20000 + 5 * 10000);
+  setenv("GS_STANDIN_EVENTS_PENDING", "1", 1);
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(decompress(), 0);
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert_uint_eq(timed, 15); /* not complete yet: not counted, not waited for */
+  unsetenv("GS_STANDIN_EVENTS_PENDING");
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert_uint_eq(timed, 18);
+  ck_assert_uint_eq(ns, 10 * 20000 + 8 * 10000);
+  /* More calls in flight than event pairs: the extra ones go untimed, nothing blocks. */
+  setenv("GS_STANDIN_EVENTS_PENDING", "1", 1);
+  for (int i = 0; i < 200; i++) ck_assert_int_eq(decompress(), 0);
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert_uint_eq(untimed, 200 - 128);
+}
+END_TEST
+
 int main(void) {
   /* Resolves the driver and reads the table, loads nothing. Each test runs in a process of its
    * own (Check's default, CK_FORK unset), so each starts with no module loaded. */
@@ -200,6 +230,7 @@ int main(void) {
   tcase_add_test(tc, test_use_device_switches_context);
   tcase_add_test(tc, test_decompress_refuses_capture);
   tcase_add_test(tc, test_legacy_stream_capture_elsewhere);
+  tcase_add_test(tc, test_launches_timed_with_events);
   suite_add_tcase(s, tc);
   return gs_check_run(s);
 }

@@ -150,10 +150,13 @@ API CUresult cuDeviceGetAttribute(int *v, int attr, int dev) {
   *v = attr == 75 ? 9 : attr == 76 ? 0 : 4;
   return attr >= 0 && dev >= 0 ? 0 : 1;
 }
+/* A GPU clock: every launch takes 10 us of it, so event timings are exact and testable. */
+static int64_t g_gpu_clock_ns;
 API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                             unsigned bz, unsigned shared, CUstream s, void **params, void **extra) {
   (void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shared, (void)s, (void)params, (void)extra;
   __atomic_add_fetch(&g_launches, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&g_gpu_clock_ns, 10000, __ATOMIC_RELAXED);
   return fn == &g_function ? 0 : 400;
 }
 
@@ -164,6 +167,29 @@ API CUresult cuStreamIsCapturing(CUstream s, int *status) {
   const char *e = getenv("GS_STANDIN_CAPTURE_ELSEWHERE");
   if (s == NULL && e && strcmp(e, "1") == 0) return 906;
   *status = s == GS_STANDIN_CAPTURING_STREAM ? 1 : 0; /* CU_STREAM_CAPTURE_STATUS_ACTIVE : NONE */
+  return 0;
+}
+
+/* Events read the GPU clock when recorded. GS_STANDIN_EVENTS_PENDING=1: none completes yet. */
+typedef struct event {
+  int64_t at;
+} event;
+API CUresult cuEventCreate(void **e, unsigned flags) {
+  (void)flags;
+  *e = calloc(1, sizeof(event));
+  return *e ? 0 : 2;
+}
+API CUresult cuEventRecord(void *e, CUstream s) {
+  (void)s;
+  ((event *)e)->at = __atomic_load_n(&g_gpu_clock_ns, __ATOMIC_RELAXED);
+  return 0;
+}
+API CUresult cuEventQuery(void *e) {
+  const char *p = getenv("GS_STANDIN_EVENTS_PENDING");
+  return e == NULL ? 400 : (p && strcmp(p, "1") == 0) ? 600 : 0; /* CUDA_ERROR_NOT_READY */
+}
+API CUresult cuEventElapsedTime_v2(float *ms, void *a, void *b) {
+  *ms = (float)(((event *)b)->at - ((event *)a)->at) / 1e6f;
   return 0;
 }
 
