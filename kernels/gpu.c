@@ -224,25 +224,21 @@ static CUcontext gs__primary[GS__MAX_DEVICES];
 
 int gs_gpu_use_device(int device) {
   if (device < 0 || device >= GS__MAX_DEVICES) return -EINVAL;
-  pthread_mutex_lock(&gs__gpu_lock);
-  int rc = gs__driver_ready_locked();
-  CUcontext cur = NULL, primary = NULL;
+  int rc = gs__driver_ready();
+  if (rc != 0) return rc;
+  CUcontext cur = NULL, primary;
   CUdevice now = -1;
-  if (rc == 0 && gs__drv.ctx_get_current(&cur) == 0 && cur != NULL &&
-      gs__drv.ctx_get_device(&now) == 0 && now == device)
-    goto done; /* the usual case: autograd's device guard made it current */
+  if (gs__drv.ctx_get_current(&cur) == 0 && cur != NULL && gs__drv.ctx_get_device(&now) == 0 &&
+      now == device)
+    return 0; /* the usual case, no lock: autograd's device guard made it current */
   /* A cold thread (PyTorch's autograd thread on device 0: pytorch#124565) or another device's
    * context: make this device's primary context current, the one PyTorch's runtime uses. */
-  if (rc == 0 && gs__primary[device] == NULL &&
-      gs__drv.primary_ctx_retain(&gs__primary[device], device) != 0) {
+  pthread_mutex_lock(&gs__gpu_lock);
+  if (gs__primary[device] == NULL && gs__drv.primary_ctx_retain(&gs__primary[device], device) != 0)
     gs__primary[device] = NULL;
-    rc = -ENODEV;
-  }
   primary = gs__primary[device];
-  if (rc == 0 && gs__drv.ctx_set_current(primary) != 0) rc = -ENODEV;
-done:
   pthread_mutex_unlock(&gs__gpu_lock);
-  return rc;
+  return primary != NULL && gs__drv.ctx_set_current(primary) == 0 ? 0 : -ENODEV;
 }
 
 const char *gs_gpu_load_source(void *ctx_or_null, const char **why) {

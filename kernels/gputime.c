@@ -18,22 +18,27 @@ typedef int CUresult;
 typedef struct CUevent_st *CUevent;
 #define GS__CUDA_ERROR_NOT_READY 600
 
-/* A ring of event pairs. Events belong to the context they were made in, so a pair is reused only
- * in its own context; a launch finding no free pair goes untimed (counted) rather than waiting.
- * Process-wide, like the driver; guarded by gs__t_lock. */
+/* A FIFO ring of event pairs: launches go in at the tail, and are read out from the head as their
+ * end events complete (in order on one stream; a pair still running stops the reading, so a call
+ * costs a query or two, not one per pair). A launch finding the ring full goes untimed (counted)
+ * rather than waiting. Events belong to a context: a pair made in another is remade. Process-wide,
+ * like the driver; guarded by gs__t_lock. */
 #define GS__PAIRS 128
 typedef struct gs__pair {
   void *ctx;
   CUevent start, end;
-  bool pending; /* recorded, elapsed time not read yet */
+  int state; /* GS__STARTED (its launch is being made), GS__ENDED, GS__FAILED */
 } gs__pair;
+enum { GS__STARTED = 1, GS__ENDED, GS__FAILED };
 
 static pthread_mutex_t gs__t_lock = PTHREAD_MUTEX_INITIALIZER;
 static gs__pair gs__pairs[GS__PAIRS];
+static uint64_t gs__head, gs__tail; /* pairs [head, tail) are taken and not read yet */
 static uint64_t gs__ns, gs__timed, gs__untimed;
 static int gs__t_ready; /* 0 not tried, 1 resolved, -1 unusable driver */
 static struct {
   CUresult (*create)(CUevent *, unsigned);
+  CUresult (*destroy)(CUevent);
   CUresult (*record)(CUevent, void *);
   CUresult (*query)(CUevent);
   CUresult (*elapsed)(float *, CUevent, CUevent);
@@ -44,32 +49,44 @@ static bool gs__t_resolve_locked(void) {
   void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
   if (h == NULL) return false; /* not loaded yet: asked again next time */
   *(void **)&gs__ev.create = dlsym(h, "cuEventCreate");
+  *(void **)&gs__ev.destroy = dlsym(h, "cuEventDestroy_v2");
   *(void **)&gs__ev.record = dlsym(h, "cuEventRecord");
   *(void **)&gs__ev.query = dlsym(h, "cuEventQuery");
   /* CUDA 12.8 added the _v2 (same arguments); CUDA 13's cuda.h names only that one. */
   *(void **)&gs__ev.elapsed = dlsym(h, "cuEventElapsedTime_v2");
   if (gs__ev.elapsed == NULL) *(void **)&gs__ev.elapsed = dlsym(h, "cuEventElapsedTime");
   dlclose(h);
-  gs__t_ready = gs__ev.create && gs__ev.record && gs__ev.query && gs__ev.elapsed ? 1 : -1;
+  gs__t_ready = gs__ev.create && gs__ev.destroy && gs__ev.record && gs__ev.query && gs__ev.elapsed ? 1 : -1;
   return gs__t_ready > 0;
 }
 
-/* Adds the pairs whose end event has completed; never waits. Called with gs__t_lock held. */
+/* Reads the completed pairs from the head; never waits. Called with gs__t_lock held. */
 static void gs__t_poll_locked(void) {
-  for (int i = 0; i < GS__PAIRS; i++) {
-    gs__pair *p = &gs__pairs[i];
-    if (!p->pending) continue;
-    CUresult r = gs__ev.query(p->end);
-    if (r == GS__CUDA_ERROR_NOT_READY) continue;
+  while (gs__head != gs__tail) {
+    gs__pair *p = &gs__pairs[gs__head % GS__PAIRS];
+    if (p->state == GS__STARTED) break; /* another thread is launching it */
+    CUresult r = p->state == GS__ENDED ? gs__ev.query(p->end) : 1;
+    if (r == GS__CUDA_ERROR_NOT_READY) break;
     float ms = 0;
     if (r == 0 && gs__ev.elapsed(&ms, p->start, p->end) == 0 && ms >= 0) {
       gs__ns += (uint64_t)((double)ms * 1e6 + 0.5); /* float ms: round to the nearest ns */
       gs__timed++;
     } else {
-      gs__untimed++; /* its context went away, or the stream failed */
+      gs__untimed++; /* its context went away, or its stream failed */
     }
-    p->pending = false;
+    gs__head++;
   }
+}
+
+/* Makes pair p's events in ctx (the current context). */
+static bool gs__t_make(gs__pair *p, void *ctx) {
+  if (p->ctx == ctx) return true;
+  if (p->ctx != NULL) gs__ev.destroy(p->start), gs__ev.destroy(p->end);
+  p->ctx = NULL;
+  if (gs__ev.create(&p->start, 0) != 0) return false;
+  if (gs__ev.create(&p->end, 0) != 0) return gs__ev.destroy(p->start), false;
+  p->ctx = ctx;
+  return true;
 }
 
 int gs__gpu_time_begin(void *ctx, void *stream) {
@@ -77,15 +94,13 @@ int gs__gpu_time_begin(void *ctx, void *stream) {
   pthread_mutex_lock(&gs__t_lock);
   if (gs__t_resolve_locked()) {
     gs__t_poll_locked();
-    for (int i = 0; i < GS__PAIRS && slot < 0; i++) /* a free pair of this context */
-      if (!gs__pairs[i].pending && gs__pairs[i].ctx == ctx) slot = i;
-    for (int i = 0; i < GS__PAIRS && slot < 0; i++) /* else a never-used one */
-      if (gs__pairs[i].ctx == NULL && gs__ev.create(&gs__pairs[i].start, 0) == 0) {
-        if (gs__ev.create(&gs__pairs[i].end, 0) == 0) gs__pairs[i].ctx = ctx, slot = i;
-        else break; /* one event leaks: the driver is failing, timing stops being tried here */
-      }
-    if (slot >= 0 && gs__ev.record(gs__pairs[slot].start, stream) != 0) slot = -1;
-    if (slot < 0) gs__untimed++;
+    gs__pair *p = &gs__pairs[gs__tail % GS__PAIRS];
+    if (gs__tail - gs__head < GS__PAIRS && gs__t_make(p, ctx) && gs__ev.record(p->start, stream) == 0) {
+      slot = (int)(gs__tail++ % GS__PAIRS);
+      p->state = GS__STARTED;
+    } else {
+      gs__untimed++;
+    }
   }
   pthread_mutex_unlock(&gs__t_lock);
   return slot;
@@ -94,8 +109,7 @@ int gs__gpu_time_begin(void *ctx, void *stream) {
 void gs__gpu_time_end(int slot, void *stream) {
   if (slot < 0) return;
   pthread_mutex_lock(&gs__t_lock);
-  if (gs__ev.record(gs__pairs[slot].end, stream) == 0) gs__pairs[slot].pending = true;
-  else gs__untimed++;
+  gs__pairs[slot].state = gs__ev.record(gs__pairs[slot].end, stream) == 0 ? GS__ENDED : GS__FAILED;
   pthread_mutex_unlock(&gs__t_lock);
 }
 

@@ -179,6 +179,10 @@ API CUresult cuEventCreate(void **e, unsigned flags) {
   *e = calloc(1, sizeof(event));
   return *e ? 0 : 2;
 }
+API CUresult cuEventDestroy_v2(void *e) {
+  free(e);
+  return e ? 0 : 400;
+}
 API CUresult cuEventRecord(void *e, CUstream s) {
   (void)s;
   ((event *)e)->at = __atomic_load_n(&g_gpu_clock_ns, __ATOMIC_RELAXED);
