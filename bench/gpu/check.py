@@ -186,9 +186,12 @@ class Check:
                 "--configs", configs, "--figures", figures, "--out-dir", self.a.out, "--time-budget",
                 str(max(5, budget - 5)), "--lib", self.lib, "--max-probes", "1",
                 "--codec-bench", os.path.join(BUILD, "bench/kernels/codec-bench")] + list(extra)
-        if self.cpu:  # the harness end to end, at the least cost: two configs, one timed step
+        if self.cpu:  # the harness end to end, at the least cost: two configs, one timed step, and
+            # the max-batch search (one probe) in the first model part only
             argv += ["--quick", "--steps", "1", "--warmup", "1"]
             argv[argv.index("--configs") + 1] = "baseline,default"
+            if models != "resnet50":
+                argv[argv.index("--figures") + 1] = figures.replace(",maxbatch", "")
         else:
             argv += ["--steps", "10", "--warmup", "3"]
         rc, out = self.run(argv, budget)

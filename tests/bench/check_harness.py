@@ -59,7 +59,8 @@ def test_gpu_check_dry_run():
         for m in ("resnet50", "resnet50-bf16", "gpt2"):
             fig = parts[m]["figures"]
             for c in ("baseline", "default"):
-                assert fig[c]["ok"] and fig[c]["samples_per_s"] > 0 and fig[c]["max_batch"], (m, c, fig[c])
+                assert fig[c]["ok"] and fig[c]["samples_per_s"] > 0, (m, c, fig[c])
+                assert fig[c]["max_batch"] or m != "resnet50", (m, c, fig[c])  # the dry run's one search
             assert fig["default"]["shim"]["compressed"] > 0, (m, fig["default"]["shim"])
         conv = parts["convergence"]["figures"]["runs"]
         assert conv["baseline"]["ok"] and conv["default"]["ok"], conv

@@ -2,6 +2,7 @@
  * stand-in driver, which the program links: gpu.c only uses a libcuda.so.1 already loaded). */
 #include "gactshim.h"
 #include "standin.h"
+#include "standin_calls.h"
 
 #include <check.h>
 #include "../check_run.h"
@@ -12,22 +13,6 @@
 
 #define SKIP 77
 
-/* Stand-in driver entry points the test drives directly. */
-int cuCtxSetCurrent(void *ctx);
-int cuDevicePrimaryCtxRetain(void **ctx, int dev);
-
-static const gs_codec_params P = {.n = 1024, .dtype = GS_DTYPE_F32, .bits = 4, .group = 256,
-                                  .seed = 1, .tensor_id = 2};
-/* The stand-in runs no kernel: any host buffers of the right alignment serve as device memory. */
-static float g_src[1024];
-static _Alignas(16) unsigned char g_dst[4096];
-
-static int compress(void) {
-  return gs_gpu_compress(&P, (uint64_t)(uintptr_t)g_src, (uint64_t)(uintptr_t)g_dst, NULL);
-}
-static int decompress(void) {
-  return gs_gpu_decompress(&P, (uint64_t)(uintptr_t)g_dst, (uint64_t)(uintptr_t)g_src, NULL);
-}
 
 static void *device_ctx(int dev) {
   void *ctx = NULL;
@@ -115,8 +100,6 @@ START_TEST(test_no_current_context) {
   assert_status(device_ctx(0), -ENOENT, 0);
 }
 END_TEST
-
-int cuCtxGetCurrent(void **ctx);
 
 /* PyTorch's autograd thread on device 0 may have no current context (pytorch#124565): the
  * decompress of its first backward node failed with -ENODEV. gs_gpu_use_device, which the engine

@@ -4,6 +4,7 @@
 #include "gactshim.h"
 #include "kernels.h"
 #include "standin.h"
+#include "standin_calls.h"
 
 #include <check.h>
 #include "../check_run.h"
@@ -15,17 +16,6 @@
 
 #define SKIP 77
 
-int cuCtxSetCurrent(void *ctx);
-int cuDevicePrimaryCtxRetain(void **ctx, int dev);
-
-static const gs_codec_params P = {.n = 1024, .dtype = GS_DTYPE_F32, .bits = 4, .group = 256,
-                                  .seed = 1, .tensor_id = 2};
-static float g_src[1024];
-static _Alignas(16) unsigned char g_dst[4096];
-
-static int compress(void) {
-  return gs_gpu_compress(&P, (uint64_t)(uintptr_t)g_src, (uint64_t)(uintptr_t)g_dst, NULL);
-}
 
 static int compiles(void) {
   void *h = dlopen("libnvrtc.so.13", RTLD_NOW | RTLD_NOLOAD);
