@@ -38,7 +38,7 @@ PARTS = [
     ("convergence", 50, "char transformer, 200 steps: loss vs baseline"),
 ]
 ALLOC_CONFS = ["", "expandable_segments:True", "backend:cudaMallocAsync"]
-CPU_BUDGET_SCALE = 4
+CPU_BUDGET_SCALE = 6  # measured: the resnet50 part took 389 s of its 400 on this shared 2-core box
 TARGETS = {"peak": {"resnet50": 4.0, "gpt2": 2.5}, "maxbatch": {"resnet50": 6.0, "gpt2": 5.0},
            "throughput": 0.90, "loss": 0.01}
 
