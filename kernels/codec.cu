@@ -9,7 +9,7 @@ extern "C" __global__ void gs_k_header(gs__kparams k) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
   uint32_t *h = (uint32_t *)k.dst;
   h[0] = GS_FMT_MAGIC;
-  h[1] = GS_FMT_VERSION | (k.dtype << 8) | (k.bits << 16);
+  h[1] = gs__header_word1(k.dtype, k.bits, k.flags);
   h[2] = k.group;
   h[3] = k.check;
   h[4] = (uint32_t)k.n;
@@ -103,6 +103,7 @@ __device__ __forceinline__ void gs__emit_chunk(const gs__kparams &k, uint64_t c,
   gs__chunk_random(k.seed, k.tensor_id, c, r);
   for (unsigned j = 0; j < 8; j++) q[j] = j < cnt ? gs__quant(x[j], m, gs__uniform(r, j), kmax) : 0u;
   gs__store_packed((uint8_t *)k.dst + k.data_off + c * k.bits, gs__pack8(q, k.bits), k.bits);
+  if (k.flags & GS_FMT_FLAG_RELU) ((uint8_t *)k.dst)[k.mask_off + c] = (uint8_t)gs__sign8(x, cnt);
 }
 
 __device__ __forceinline__ void gs__emit_meta(const gs__kparams &k, uint64_t g, const gs__meta *m) {
@@ -175,48 +176,59 @@ __device__ void gs__compress_large(const gs__kparams &k, unsigned C) {
   }
 }
 
+/* With k.report: the last block to finish publishes the header's non-finite count to the host-
+ * mapped word, with the ready bit, and puts the header's block counter (bytes 28..31, zeroed by
+ * gs_k_header) back to 0 as the format wants. The host reads the word: no sync, no event. */
+__device__ __forceinline__ void gs__report(const gs__kparams &k) {
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  uint32_t *h = (uint32_t *)k.dst;
+  __threadfence(); /* this block's count atomics before its arrival */
+  if (atomicAdd(&h[7], 1u) != gridDim.x - 1) return;
+  __threadfence(); /* every block's atomics before the read */
+  uint32_t count = atomicAdd(&h[6], 0u);
+  h[7] = 0;
+  *(volatile uint32_t *)k.report = GS_FMT_REPORT_READY | (count & ~GS_FMT_REPORT_READY);
+  __threadfence_system();
+}
+
 extern "C" __global__ void __launch_bounds__(256) gs_k_compress(gs__kparams k) {
-  if (k.dtype == 3) {
-    gs__compress_bool(k);
-    return;
-  }
   unsigned C = k.group / 8;
-  if (C <= 32)
+  if (k.dtype == 3)
+    gs__compress_bool(k);
+  else if (C <= 32)
     gs__compress_small(k, C);
   else
     gs__compress_large(k, C);
+  if (k.report) gs__report(k);
 }
 
 /* Whether the buffer's header is the one p describes; if not, the output is NaN (bool: 0). */
 __device__ __forceinline__ bool gs__header_ok(const gs__kparams &k) {
   const uint32_t *h = (const uint32_t *)k.src;
-  return h[0] == GS_FMT_MAGIC && h[1] == (GS_FMT_VERSION | (k.dtype << 8) | (k.bits << 16)) &&
+  return h[0] == GS_FMT_MAGIC && h[1] == gs__header_word1(k.dtype, k.bits, k.flags) &&
          h[2] == k.group && h[3] == k.check && h[4] == (uint32_t)k.n &&
          h[5] == (uint32_t)(k.n >> 32);
 }
 
-__device__ __forceinline__ void gs__store_chunk(const gs__kparams &k, uint64_t c, const float y[8],
+/* Output bit patterns o[0..cnt) (fp32, or fp16/bf16 in the low half) of chunk c. */
+__device__ __forceinline__ void gs__store_chunk(const gs__kparams &k, uint64_t c, const uint32_t o[8],
                                                 unsigned cnt) {
   if (k.dtype == 0) {
-    float *d = (float *)k.dst + c * 8;
+    uint32_t *d = (uint32_t *)k.dst + c * 8;
     if (cnt == 8 && ((uintptr_t)d & 15u) == 0) {
-      ((float4 *)d)[0] = make_float4(y[0], y[1], y[2], y[3]);
-      ((float4 *)d)[1] = make_float4(y[4], y[5], y[6], y[7]);
+      ((uint4 *)d)[0] = make_uint4(o[0], o[1], o[2], o[3]);
+      ((uint4 *)d)[1] = make_uint4(o[4], o[5], o[6], o[7]);
     } else {
-      for (unsigned j = 0; j < cnt; j++) d[j] = y[j];
+      for (unsigned j = 0; j < cnt; j++) d[j] = o[j];
     }
     return;
   }
-  uint16_t h[8];
-  for (unsigned j = 0; j < 8; j++) h[j] = k.dtype == 1 ? gs__out_f16(y[j]) : gs__out_bf16(y[j]);
   uint16_t *d = (uint16_t *)k.dst + c * 8;
   if (cnt == 8 && ((uintptr_t)d & 15u) == 0) {
-    uint4 v;
-    v.x = h[0] | (uint32_t)h[1] << 16, v.y = h[2] | (uint32_t)h[3] << 16;
-    v.z = h[4] | (uint32_t)h[5] << 16, v.w = h[6] | (uint32_t)h[7] << 16;
-    *(uint4 *)d = v;
+    *(uint4 *)d = make_uint4(o[0] | o[1] << 16, o[2] | o[3] << 16, o[4] | o[5] << 16, o[6] | o[7] << 16);
   } else {
-    for (unsigned j = 0; j < cnt; j++) d[j] = h[j];
+    for (unsigned j = 0; j < cnt; j++) d[j] = (uint16_t)o[j];
   }
 }
 
@@ -240,8 +252,12 @@ extern "C" __global__ void __launch_bounds__(256) gs_k_decompress(gs__kparams k)
     gs__meta_decode((uint16_t)mw, (uint16_t)(mw >> 16), &m);
     m.nonfinite |= !ok;
     uint64_t v = gs__load_packed(src + k.data_off + c * k.bits, k.bits);
-    float y[8];
-    for (unsigned j = 0; j < 8; j++) y[j] = gs__dequant(gs__unpack1(v, j, k.bits), &m);
-    gs__store_chunk(k, c, y, cnt);
+    uint32_t o[8], sign = (k.flags & GS_FMT_FLAG_RELU) && !m.nonfinite ? src[k.mask_off + c] : 0u;
+    for (unsigned j = 0; j < 8; j++) {
+      float y = gs__dequant(gs__unpack1(v, j, k.bits), &m);
+      o[j] = k.dtype == 0 ? gs__f2u(y) : k.dtype == 1 ? gs__out_f16(y) : gs__out_bf16(y);
+      if ((k.flags & GS_FMT_FLAG_RELU) && !m.nonfinite) o[j] = gs__sign_apply(o[j], (sign >> j) & 1u, k.dtype);
+    }
+    gs__store_chunk(k, c, o, cnt);
   }
 }

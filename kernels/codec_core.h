@@ -23,12 +23,15 @@
 #define GS_FMT_NONFINITE 0x7fffu   /* step field of a group holding Inf/NaN (an fp16 NaN) */
 #define GS_FMT_RANGE_LIMIT 1.7014118346046923e38f /* 2^127: wider groups are not representable */
 #define GS_FMT_STEP_FLOOR 7.52316384526264e-37f   /* 2^-120: keeps 1/step finite */
+#define GS_FMT_FLAG_RELU 1u /* header flags: a sign plane follows the packed data */
+#define GS_FMT_FLAGS_KNOWN GS_FMT_FLAG_RELU
+#define GS_FMT_REPORT_READY 0x80000000u /* = GS_CODEC_REPORT_READY (gactshim.h) */
 
 /* Header, little-endian, at offset 0 of every buffer. `check` covers bytes 0..11 and 16..23;
  * `nonfinite` (how many groups were flagged) is written last, by atomics on the GPU. */
 typedef struct gs__header {
   uint32_t magic;
-  uint8_t version, dtype, bits, reserved0;
+  uint8_t version, dtype, bits, flags;
   uint32_t group;
   uint32_t check;
   uint64_t n;
@@ -40,9 +43,10 @@ typedef struct gs__header {
 typedef struct gs__kparams {
   uint64_t src, dst; /* device pointers */
   uint64_t n, seed, tensor_id;
-  uint64_t meta_off, data_off; /* byte offsets in the compressed buffer */
+  uint64_t meta_off, data_off, mask_off; /* byte offsets in the compressed buffer */
   uint64_t ngroups;
-  uint32_t group, bits, dtype, check;
+  uint64_t report; /* gs_codec_params.report: host-mapped uint32 for the count, or 0 */
+  uint32_t group, bits, dtype, check, flags, pad;
 } gs__kparams;
 
 /* Group meta decoded to fp32. */
@@ -268,16 +272,41 @@ GS_HD float gs__dequant(uint32_t q, const gs__meta *m) {
 GS_HD int gs__nonfinite(float x) { return !gs__isfinite_bits(gs__f2u(x)); }
 
 /* Header check word: FNV-1a over the fields it covers. */
-GS_HD uint32_t gs__header_check(uint8_t dtype, uint8_t bits, uint32_t group, uint64_t n) {
+GS_HD uint32_t gs__header_word1(uint32_t dtype, uint32_t bits, uint32_t flags) {
+  return GS_FMT_VERSION | (dtype << 8) | (bits << 16) | (flags << 24);
+}
+GS_HD uint32_t gs__header_check(uint8_t dtype, uint8_t bits, uint8_t flags, uint32_t group,
+                                uint64_t n) {
   uint32_t h = 2166136261u;
-  uint32_t w[5] = {GS_FMT_MAGIC, GS_FMT_VERSION | ((uint32_t)dtype << 8) | ((uint32_t)bits << 16),
-                   group, (uint32_t)n, (uint32_t)(n >> 32)};
+  uint32_t w[5] = {GS_FMT_MAGIC, gs__header_word1(dtype, bits, flags), group, (uint32_t)n,
+                   (uint32_t)(n >> 32)};
   for (int i = 0; i < 5; i++)
     for (int b = 0; b < 4; b++) {
       h ^= (w[i] >> (8 * b)) & 0xffu;
       h *= 16777619u;
     }
   return h;
+}
+
+/* ---- ReLU sign plane (GS_FMT_FLAG_RELU): one byte per chunk, bit j = (x_j > 0). ---- */
+GS_HD uint32_t gs__sign8(const float x[8], unsigned cnt) {
+  uint32_t s = 0;
+  for (unsigned j = 0; j < 8; j++) s |= (uint32_t)(j < cnt && x[j] > 0.0f) << j;
+  return s;
+}
+
+/* The smallest value a positive element decodes to, as an output bit pattern: 2^-100 for fp32
+ * and bf16 (normal, so no flush-to-zero can hide it), 2^-24 (fp16's smallest subnormal). */
+GS_HD uint32_t gs__sign_tiny(unsigned dtype) {
+  return dtype == 0 ? 0x0d800000u : dtype == 1 ? 0x0001u : 0x0d80u;
+}
+
+/* Output pattern y (fp32, or fp16/bf16 in the low 16 bits) of an element of a finite group whose
+ * sign bit is `positive`: > 0 stays, anything else becomes tiny; an element not > 0 is +0. */
+GS_HD uint32_t gs__sign_apply(uint32_t y, uint32_t positive, unsigned dtype) {
+  uint32_t sign = dtype == 0 ? 0x80000000u : 0x8000u;
+  uint32_t on = (y != 0u && (y & sign) == 0u) ? y : gs__sign_tiny(dtype);
+  return positive ? on : 0u;
 }
 
 /* Pack 8 levels of `bits` bits LSB-first into `bits` bytes (as a little-endian integer). */

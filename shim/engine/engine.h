@@ -126,7 +126,7 @@ PyObject *gs__py_none(void);
 #define GS__TORCH_NAMES(X)                                                                     \
   X(requires_grad) X(is_leaf) X(_base) X(dtype) X(layout) X(is_cuda) X(is_meta) X(shape)       \
   X(stride) X(data_ptr) X(_version) X(grad_fn) X(new_empty) X(new_empty_strided) X(detach)     \
-  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__) X(gt) X(add_)
+  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__)
 
 #define GS__TORCH_NAME_MEMBER(n) PyObject *s_##n;
 
@@ -135,7 +135,6 @@ typedef struct gs_torch {
   PyObject *dtype[4];      /* indexed by gs_dtype: float32, float16, bfloat16, bool */
   PyObject *kw_dtype[4];   /* {"dtype": dtype[i]} */
   PyObject *kw_uint8;      /* {"dtype": torch.uint8} */
-  PyObject *kw_alpha[4];   /* {"alpha": smallest positive step that survives in dtype i} */
   PyObject *strided;       /* torch.strided */
   PyObject *push_hooks;    /* torch._C._autograd._push_saved_tensors_default_hooks */
   PyObject *raw_stream;    /* torch._C._cuda_getCurrentRawStream, or NULL */
@@ -178,10 +177,7 @@ typedef struct gs_handle {
   PyObject *size;      /* torch.Size of the original (compressed handles) */
   PyObject *stride;    /* strides to restore with empty_strided, or NULL for contiguous */
   PyObject *producer;  /* type of the source's grad_fn (for PyTorch's error wording), or NULL */
-  PyObject *mask;      /* ReLU outputs: compressed 1-bit `x > 0` (see pack.c), or NULL */
   uint64_t data_bytes; /* compressed size of data */
-  uint64_t mask_bytes; /* compressed size of mask */
-  gs_codec_params mask_params;
   int64_t output_nr;   /* which output of the producer the source is */
   int dtype;           /* gs_dtype of the original (compressed handles) */
   int device;          /* CUDA device, or -1 for the CPU */

@@ -52,7 +52,6 @@ static void gs__handle_free(gs_handle *h) {
   gs__py_clear(&h->size);
   gs__py_clear(&h->stride);
   gs__py_clear(&h->producer);
-  gs__py_clear(&h->mask);
   free(h);
 }
 

@@ -106,31 +106,11 @@ static PyObject *gs__empty_like(gs_handle *h, int dt) {
   return out;
 }
 
-/* ReLU outputs: values stochastic rounding sent to 0 get back a positive sign (+1e-30 where
- * the exact sign mask says x > 0), so ReLU's backward sees the exact mask. */
-static int gs__apply_mask(gs_handle *h, PyObject *out) {
-  PyObject *m = gs__empty_like(h, GS_DTYPE_BOOL);
-  uint64_t dst = m ? gs__torch_data_ptr(m) : 0;
-  int rc = dst ? gs__decode(h, h->mask, h->mask_bytes, &h->mask_params, dst) : -EFAULT;
-  PyObject *args = rc == 0 ? gs__py.PyTuple_New(1) : NULL;
-  if (args) {
-    gs__py.PyTuple_SetItem(args, 0, m);
-    m = NULL;
-    PyObject *r = gs__call_method(out, gs__torch.s_add_, args, gs__torch.kw_alpha[h->dtype]);
-    gs__py.Py_DecRef(args);
-    if (r) gs__py.Py_DecRef(r);
-    else rc = -EFAULT;
-  }
-  if (m) gs__py.Py_DecRef(m);
-  return rc ? rc : (args ? 0 : -ENOMEM);
-}
-
 PyObject *gs__decompress(gs_handle *h) {
   PyObject *out = gs__empty_like(h, h->dtype);
   if (out == NULL) return NULL;
   uint64_t dst = gs__torch_data_ptr(out);
   int rc = dst ? gs__decode(h, h->data, h->data_bytes, &h->params, dst) : -EFAULT;
-  if (rc == 0 && h->mask) rc = gs__apply_mask(h, out);
   if (rc == 0) return out;
   gs__py.Py_DecRef(out);
   if (!gs__py.PyErr_Occurred()) {
