@@ -45,7 +45,7 @@ __device__ __forceinline__ unsigned gs__load_chunk(const gs__kparams &k, uint64_
   } else {
     for (unsigned j = 0; j < 8; j++) h[j] = j < cnt ? s[j] : 0;
   }
-  for (unsigned j = 0; j < 8; j++) x[j] = k.dtype == 1 ? gs__f16_to_f32(h[j]) : gs__bf16_to_f32(h[j]);
+  for (unsigned j = 0; j < 8; j++) x[j] = k.dtype == 1 ? gs__cvt_f16_to_f32(h[j]) : gs__bf16_to_f32(h[j]);
   return cnt;
 }
 

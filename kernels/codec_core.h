@@ -162,16 +162,65 @@ GS_HD uint16_t gs__f32_to_bf16(float f, int mode) {
   return (uint16_t)((s << 15) | h);
 }
 
+/* ---- The conversions the kernels do with one instruction where it rounds identically. ----
+ * On the device: cvt.rm/.rp/.rn.f16.f32 (IEEE 754 directed/nearest-even rounding, subnormals kept:
+ * no .ftz), cvt.f32.f16 (exact), cvt.rn.bf16.f32 (sm_80+), saturated by an integer min. Elsewhere:
+ * the twin's integer code, or the emulator's model of the instruction (GS_CVT_MODEL_*). They agree
+ * on every finite input: tests/kernels/check-hwround.c proves the twin's code equal to a model of
+ * the rounding the PTX ISA documents, on all 2^16 patterns and the boundaries between them. NaN
+ * never reaches them except in the output conversions, which keep the twin's NaN pattern. */
+GS_HD uint16_t gs__cvt_f16(float f, int mode) {
+#if defined(__CUDA_ARCH__)
+  unsigned short h;
+  if (mode == GS_RD) asm("cvt.rm.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  else if (mode == GS_RU) asm("cvt.rp.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  else asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+#elif defined(GS_CVT_MODEL_F16)
+  return GS_CVT_MODEL_F16(f, mode);
+#else
+  return gs__f32_to_f16(f, mode);
+#endif
+}
+
+GS_HD float gs__cvt_f16_to_f32(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+#elif defined(GS_CVT_MODEL_F16_TO_F32)
+  return GS_CVT_MODEL_F16_TO_F32(h);
+#else
+  return gs__f16_to_f32(h);
+#endif
+}
+
+GS_HD uint16_t gs__cvt_bf16_rn(float f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  unsigned short h;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+#elif defined(GS_CVT_MODEL_BF16)
+  return GS_CVT_MODEL_BF16(f, GS_RN);
+#else
+  return gs__f32_to_bf16(f, GS_RN);
+#endif
+}
+
 /* Output conversions of decoded values: nearest-even, saturating, since a decoded value of a
- * finite group must stay finite. NaN passes through. */
+ * finite group must stay finite. NaN (a flagged group) gives the twin's quiet NaN. */
 GS_HD uint16_t gs__out_f16(float f) {
-  uint16_t h = gs__f32_to_f16(f, GS_RN);
-  if ((h & 0x7fffu) == 0x7c00u && gs__isfinite_bits(gs__f2u(f))) h = (uint16_t)((h & 0x8000u) | 0x7bffu);
+  uint32_t u = gs__f2u(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16 & 0x8000u) | 0x7e00u);
+  uint16_t h = gs__cvt_f16(f, GS_RN), a = (uint16_t)(h & 0x7fffu);
+  if (a == 0x7c00u && gs__isfinite_bits(u)) h = (uint16_t)((h & 0x8000u) | 0x7bffu);
   return h;
 }
 GS_HD uint16_t gs__out_bf16(float f) {
-  uint16_t h = gs__f32_to_bf16(f, GS_RN);
-  if ((h & 0x7fffu) == 0x7f80u && gs__isfinite_bits(gs__f2u(f))) h = (uint16_t)((h & 0x8000u) | 0x7f7fu);
+  uint32_t u = gs__f2u(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16 & 0x8000u) | 0x7fc0u);
+  uint16_t h = gs__cvt_bf16_rn(f);
+  if ((h & 0x7fffu) == 0x7f80u && gs__isfinite_bits(u)) h = (uint16_t)((h & 0x8000u) | 0x7f7fu);
   return h;
 }
 
@@ -179,7 +228,7 @@ GS_HD uint16_t gs__out_bf16(float f) {
 GS_HD float gs__load(const void *src, uint64_t i, unsigned dtype) {
   if (dtype == 0) return ((const float *)src)[i];
   uint16_t h = ((const uint16_t *)src)[i];
-  return dtype == 1 ? gs__f16_to_f32(h) : gs__bf16_to_f32(h);
+  return dtype == 1 ? gs__cvt_f16_to_f32(h) : gs__bf16_to_f32(h);
 }
 
 /* ---- Per-group meta. ---- */
@@ -187,8 +236,8 @@ GS_HD float gs__load(const void *src, uint64_t i, unsigned dtype) {
 /* One candidate format (is_bf16): min rounded down, step = (max - min16)/k rounded up. Returns 0
  * if the format cannot represent this group. */
 GS_HD int gs__meta_try(float mn, float mx, float k, int is_bf16, gs__meta *m) {
-  uint16_t mb = is_bf16 ? gs__f32_to_bf16(mn, GS_RD) : gs__f32_to_f16(mn, GS_RD);
-  float mf = is_bf16 ? gs__bf16_to_f32(mb) : gs__f16_to_f32(mb);
+  uint16_t mb = is_bf16 ? gs__f32_to_bf16(mn, GS_RD) : gs__cvt_f16(mn, GS_RD);
+  float mf = is_bf16 ? gs__bf16_to_f32(mb) : gs__cvt_f16_to_f32(mb);
   if (!gs__isfinite_bits(gs__f2u(mf))) return 0;
   float d = mx - mf;
   if (!(d <= GS_FMT_RANGE_LIMIT)) return 0;
@@ -197,8 +246,8 @@ GS_HD int gs__meta_try(float mn, float mx, float k, int is_bf16, gs__meta *m) {
   if (d > 0.0f) {
     float s = d / k;
     if (s < GS_FMT_STEP_FLOOR) s = GS_FMT_STEP_FLOOR;
-    sb = is_bf16 ? gs__f32_to_bf16(s, GS_RU) : gs__f32_to_f16(s, GS_RU);
-    sf = is_bf16 ? gs__bf16_to_f32(sb) : gs__f16_to_f32(sb);
+    sb = is_bf16 ? gs__f32_to_bf16(s, GS_RU) : gs__cvt_f16(s, GS_RU);
+    sf = is_bf16 ? gs__bf16_to_f32(sb) : gs__cvt_f16_to_f32(sb);
     if (!gs__isfinite_bits(gs__f2u(sf))) return 0;
   }
   m->minf = mf;
@@ -243,8 +292,8 @@ GS_HD void gs__meta_compute(float mn, float mx, int nonfinite, unsigned bits, gs
 GS_HD void gs__meta_decode(uint16_t min_field, uint16_t step_field, gs__meta *m) {
   int is_bf16 = (step_field & GS_FMT_STEP_BF16) != 0;
   uint16_t sb = (uint16_t)(step_field & 0x7fffu);
-  m->minf = is_bf16 ? gs__bf16_to_f32(min_field) : gs__f16_to_f32(min_field);
-  m->stepf = is_bf16 ? gs__bf16_to_f32(sb) : gs__f16_to_f32(sb);
+  m->minf = is_bf16 ? gs__bf16_to_f32(min_field) : gs__cvt_f16_to_f32(min_field);
+  m->stepf = is_bf16 ? gs__bf16_to_f32(sb) : gs__cvt_f16_to_f32(sb);
   m->inv = 0.0f;
   m->min_field = min_field;
   m->step_field = step_field;

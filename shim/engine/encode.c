@@ -209,6 +209,25 @@ static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
   return h;
 }
 
+/* GPU: a pinned word for the kernel's count of non-finite groups, and the original to hold until
+ * it says 0 (nonfinite.c). 0, or -1 with *why set: the tensor is kept exact. */
+static int gs__gpu_report(PyObject *t, gs_codec_params *p, int *word, PyObject **orig,
+                          gs_skip_reason *why) {
+  gs__report_poll(); /* originals of tensors found clean since the last pack go now */
+  *word = gs__report_take(&p->report);
+  if (*word < 0) {
+    gs__warn_once("report", "no pinned memory for the GPU kernels' non-finite counts (%d); such "
+                  "tensors are kept exact", *word);
+    *why = GS_SKIP_ERROR;
+    return -1;
+  }
+  *orig = gs__call_method(t, gs__torch.s_detach, NULL, NULL); /* detached: no reference cycle */
+  if (*orig != NULL) return 0;
+  gs__report_give_back(*word);
+  gs__note_error(why);
+  return -1;
+}
+
 /* Encodes src (t itself, or a contiguous copy of it) at bits and wraps the result. */
 static PyObject *gs__compress_src(PyObject *t, PyObject *src, uint64_t src_ptr,
                                   const gs_tensor_facts *f, unsigned bits, gs_skip_reason *why) {
@@ -221,14 +240,21 @@ static PyObject *gs__compress_src(PyObject *t, PyObject *src, uint64_t src_ptr,
                        .tensor_id = ++gs__next_tensor_id,
                        .flags = (f->producer_flags & GS_PRODUCER_RELU) ? GS_CODEC_RELU_MASK : 0u};
   uint64_t stream = 0;
-  int rc = 0;
+  int rc = 0, word = -1;
+  PyObject *orig = NULL;
+  if (f->device >= 0 && gs__gpu_report(t, &p, &word, &orig, why) != 0) return NULL;
   PyObject *out = gs__encode_buffer(src, src_ptr, f->device, &p, &stream, &rc);
-  if (out == NULL) return gs__encode_failed(rc, f->device, why), NULL;
+  if (out == NULL) {
+    if (orig) gs__report_give_back(word), gs__py.Py_DecRef(orig); /* nothing was launched */
+    return gs__encode_failed(rc, f->device, why), NULL;
+  }
   gs_handle *h = gs__compressed_handle(out, f, &p, stream);
   if (h == NULL) {
+    if (orig) gs__report_abandon(word), gs__py.Py_DecRef(orig);
     gs__py.Py_DecRef(out);
     return gs__note_error(why), NULL;
   }
+  if (orig) gs__report_attach(h, word, orig);
   h->held_bytes = h->data_bytes;
   PyObject *cap = gs__handle_wrap(h, t);
   if (cap == NULL) return gs__note_error(why), NULL;

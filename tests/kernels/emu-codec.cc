@@ -48,6 +48,12 @@ static void __threadfence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 static void __threadfence_system(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 static unsigned atomicAdd(unsigned *p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 
+/* The kernels' conversion instructions, as the PTX ISA documents them (check-hwround proves the
+ * twin's integer code equal to this model). */
+#include "hwmodel.h"
+#define GS_CVT_MODEL_F16(f, mode) hm_round(0, f, mode)
+#define GS_CVT_MODEL_BF16(f, mode) hm_round(1, f, mode)
+#define GS_CVT_MODEL_F16_TO_F32(h) hm_f16_to_f32(h)
 #include "codec.cu"
 
 #include "gactshim.h"
