@@ -110,7 +110,7 @@ END_TEST
 /* The kernels' conversion-free forms of (float)(2h+1)*2^-17 and (float)q are the same values. */
 START_TEST(test_integer_to_float_identities) {
   for (uint32_t h = 0; h < 0x10000u; h++) {
-    uint32_t r[4] = {h, h << 16, h, h << 16};
+    uint32_t r[4] = {h << 16 | h, 0, 0, 0}; /* element 0: low half, element 1: high half */
     ck_assert(gs__uniform(r, 0) == (float)(2u * h + 1u) * 7.62939453125e-06f);
     ck_assert(gs__uniform(r, 1) == (float)(2u * h + 1u) * 7.62939453125e-06f);
   }
