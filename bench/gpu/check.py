@@ -143,7 +143,7 @@ class Check:
     def first_contact(self, budget):
         env = {"LD_PRELOAD": self.lib}
         rc, out = self.run([self.python(), "tests/pytest_run.py", "tests/engine/test_first_contact.py"],
-                           min(budget, 25), env)
+                           budget * 0.55, env)  # the rest: three allocator backends
         cold = outcome(rc, out, {})
         if rc == 77:
             cold = skip("dry run (--device cpu): " + (tail(out, 1) or "no CUDA device"))
