@@ -139,10 +139,19 @@ static void gs__user_frame(gs_rec_attr *key) {
   if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
 }
 
+/* Whether a policy could compress f (whichever runs now, GACTSHIM_POLICY=off included): what a
+ * what-if replay of the trace may compress. */
+static bool gs__any_policy_candidate(const gs_tensor_facts *f) {
+  bool kept;
+  gs__facts_kept_before_policy(f, &kept);
+  return !kept && f->dtype != GS_POLICY_DTYPE_OTHER && f->bytes >= gs__cfg.min_bytes;
+}
+
 gs_trace_saved_id gs__attrib_pack(const gs_tensor_facts *f, const gs_pack_choice *c) {
   unsigned elem = f->numel ? (unsigned)(f->bytes / f->numel) : 0;
+  bool candidate = gs__any_policy_candidate(f);
   gs_trace_saved_id id = {.serial = ++gs__at.serial,
-                          .flags = (uint16_t)((c->candidate ? GS_SAVED_F_CANDIDATE : 0) |
+                          .flags = (uint16_t)((candidate ? GS_SAVED_F_CANDIDATE : 0) |
                                               ((f->producer_flags & GS_PRODUCER_SENSITIVE) ? GS_SAVED_F_SENSITIVE : 0) |
                                               ((f->producer_flags & GS_PRODUCER_RELU) ? GS_SAVED_F_RELU : 0) |
                                               ((elem & 0xf) << GS_SAVED_F_ELEM_SHIFT))};

@@ -51,7 +51,7 @@ __attribute__((noinline)) static uint64_t forward_layer(uint64_t key, uint64_t s
   if (compress) expand += 3 * size; /* it would have held 4x its bytes */
   demo_alloc(key, size, 0, compress ? GS_CAT_COMPRESSED : GS_CAT_ACTIVATION);
   gs__trace_saved(compress ? GS_SAVED_COMPRESS : GS_SAVED_PACK, compress ? size * 4 : size, size,
-                  compress ? 4 : 0, 20000, 0, &id);
+                  compress ? 4 : 0, 100, 0, &id); /* a short "duration": its slice starts before the push */
   return id.serial;
 }
 
@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
       uint64_t size = (uint64_t)(l + 1) << 16;
       gs_trace_saved_id id = {.attr = layer_attr[l], .serial = serials[l]};
       gs__trace_saved(l % 2 ? GS_SAVED_DECOMPRESS : GS_SAVED_UNPACK, size, l % 2 ? size * 4 : size,
-                      l % 2 ? 4 : 0, 15000, 0, &id);
+                      l % 2 ? 4 : 0, 100, 0, &id);
       gs__trace_saved(GS_SAVED_RELEASE, size, l % 2 ? size * 4 : size, l % 2 ? 4 : 0, 0, 0, &id);
       demo_free(0x100000 + (uint64_t)l, size, 0, l % 2 ? GS_CAT_COMPRESSED : GS_CAT_ACTIVATION);
       if (l % 2) expand -= 3 * size;
