@@ -133,7 +133,8 @@ static void rp_layer_after(rp_trace *t, const gs_trace_event *e, rp_packs *m) {
 
 static int rp_cmp_layer(const void *a, const void *b) {
   const rp_layer *x = a, *y = b;
-  return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
+  if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+  return x->module < y->module ? -1 : x->module > y->module; /* ties: first seen first */
 }
 
 static int rp_cmp_u64(const void *a, const void *b) {

@@ -162,7 +162,7 @@ def test_html_in_chromium(html):
     try:
         page.open("file://" + html)
         tip = hover_band(page)
-        view0, band, view1 = zoom_first_band(page)
+        view0, band, view1 = zoom_widest_band(page)
         order = sort_layers(page)
         page.eval("document.querySelector('button.reset').click()")
         page.screenshot(png)
@@ -182,12 +182,17 @@ def svg_box(page):
                      "return [r.left, r.top, r.width, r.height];})()")
 
 
+# The widest iteration band (narrow ones can be a fraction of a pixel) as `r`.
+WIDEST = ("var rs=document.querySelectorAll('rect.iteration'),r=rs[0];"
+          "rs.forEach(function(q){if(+q.getAttribute('width')>+r.getAttribute('width'))r=q;});")
+
+
 def hover_band(page):
-    # A real mouse move (Input.dispatchMouseEvent) into the middle of an iteration's band: the
+    # A real mouse move (Input.dispatchMouseEvent) into the middle of the widest iteration band: the
     # tooltip names the time, that iteration, the bytes by category and the bytes without gactshim.
     left, top, w, h = svg_box(page)
-    x, n = page.eval("(function(){var rs=document.querySelectorAll('rect.iteration'),r=rs[rs.length>>1];"
-                     "return [+r.getAttribute('x')+ +r.getAttribute('width')/2, r.getAttribute('data-n')];})()")
+    x, n = page.eval("(function(){" + WIDEST + "return [+r.getAttribute('x')+ +r.getAttribute('width')/2, "
+                     "r.getAttribute('data-n')];})()")
     page.mouse("mouseMoved", left + x * w / 1200, top + 0.5 * h)
     tip = page.eval("(function(){var t=document.querySelector('.tip');return t.hidden?null:t.textContent;})()")
     assert tip, "no tooltip after hovering the chart"
@@ -198,12 +203,12 @@ def hover_band(page):
     return tip.replace("\n", " | ")
 
 
-def zoom_first_band(page):
+def zoom_widest_band(page):
     # Clicking an iteration band zooms the chart into that iteration (its x labels follow).
     labels = "Array.prototype.map.call(document.querySelectorAll('svg.timeline text.xlabel'),function(t){return t.textContent;})"
     before = page.eval(labels)
     left, top, w, h = svg_box(page)
-    x, t0, t1 = page.eval("(function(){var r=document.querySelectorAll('rect.iteration')[3];"
+    x, t0, t1 = page.eval("(function(){" + WIDEST +
                           "return [+r.getAttribute('x')+ +r.getAttribute('width')/2, r.getAttribute('data-t0'), r.getAttribute('data-t1')];})()")
     page.click(left + x * w / 1200, top + 0.2 * h)
     view = page.eval("document.querySelector('svg.timeline').getAttribute('data-view')")
