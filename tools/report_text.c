@@ -173,7 +173,7 @@ static void rp_text_heading(FILE *out, const rp_trace *t) {
   char rank[32] = "";
   if (t->hdr.rank >= 0) snprintf(rank, sizeof(rank), ", rank %d", t->hdr.rank);
   if (t->hdr.flags & GS_TRACE_F_SNAPSHOT)
-    fprintf(out, "== live snapshot of pid %llu%s\n", (unsigned long long)t->hdr.pid, rank);
+    fprintf(out, "== %s: live snapshot%s\n", t->name, rank);
   else
     fprintf(out, "== %s (pid %llu%s)\n", t->name, (unsigned long long)t->hdr.pid, rank);
 }
