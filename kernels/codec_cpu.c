@@ -19,9 +19,34 @@ size_t gs_codec_size(const gs_codec_params *p) {
   return (size_t)l.total;
 }
 
+/* ---- which inner loops run ---- */
+
+/* The instruction set of the inner loops: a property of the CPU, picked on first use. Global
+ * because every call would pick the same; tests force each path with gs__codec_isa_set. */
+static int gs__isa = -1;
+
+int gs__codec_isa(void) {
+  int isa = __atomic_load_n(&gs__isa, __ATOMIC_RELAXED);
+  if (__builtin_expect(isa >= 0, 1)) return isa;
+  isa = gs__avx2_supported() ? GS__ISA_AVX2 : GS__ISA_PORTABLE;
+  __atomic_store_n(&gs__isa, isa, __ATOMIC_RELAXED);
+  return isa;
+}
+
+int gs__codec_isa_set(int isa) {
+  if (isa == GS__ISA_AUTO) {
+    __atomic_store_n(&gs__isa, -1, __ATOMIC_RELAXED);
+    return 0;
+  }
+  if (isa != GS__ISA_PORTABLE && (isa != GS__ISA_AVX2 || !gs__avx2_supported())) return -ENOTSUP;
+  __atomic_store_n(&gs__isa, isa, __ATOMIC_RELAXED);
+  return 0;
+}
+
 /* ---- compress ---- */
 
 typedef struct gs__job {
+  int isa; /* GS__ISA_*, read once per call so that one call uses one path */
   const gs_codec_params *p;
   const gs__layout *l;
   const void *src;
@@ -83,6 +108,12 @@ static void gs__store_packed(uint8_t *out, uint64_t v, unsigned nbytes) {
 static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, const float *x,
                            unsigned cnt) {
   const gs_codec_params *p = j->p;
+  if (j->isa == GS__ISA_AVX2) { /* whole 64-element runs; the tail below */
+    unsigned done = gs__avx2_emit(x, cnt, m, p->seed, p->tensor_id, i / 8, p->bits,
+                                  j->dst + j->l->data_off + i / 8 * p->bits);
+    i += done, x += done, cnt -= done;
+    if (cnt == 0) return;
+  }
   float u[GS__BLOCK];
   uint32_t q[GS__BLOCK], kmax = (1u << p->bits) - 1u;
   unsigned nch = (cnt + 7) / 8;
@@ -107,7 +138,7 @@ static void gs__compress_group(gs__job *j, uint64_t g) {
   for (uint64_t i = i0; i < i1; i += GS__BLOCK) {
     unsigned cnt = i1 - i < GS__BLOCK ? (unsigned)(i1 - i) : GS__BLOCK;
     x = gs__as_f32(j->src, p->dtype, i, cnt, buf);
-    bad |= gs__minmax(x, cnt, &mn, &mx);
+    bad |= j->isa == GS__ISA_AVX2 ? gs__avx2_minmax(x, cnt, &mn, &mx) : gs__minmax(x, cnt, &mn, &mx);
   }
   gs__meta m;
   gs__meta_compute(mn, mx, bad, p->bits, &m);
@@ -147,6 +178,32 @@ static void gs__compress_run(void *arg, int i) {
 
 /* ---- decompress ---- */
 
+typedef union gs__lut {
+  float f32[256];
+  uint16_t f16[256];
+} gs__lut;
+
+/* The chunks from c0 of a group ending at element i1 that the AVX2 loop decodes: whole chunks
+ * with 8 bytes readable at their start (the buffer's last few are left to the scalar loop).
+ * Returns how many it did. */
+static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, const gs__lut *lut,
+                                uint64_t c0, uint64_t i1) {
+  const gs__layout *l = j->l;
+  unsigned bits = l->p.bits;
+  uint64_t nch = i1 / 8 - c0;
+  while (nch && l->data_off + (c0 + nch - 1) * bits + 8 > l->total) nch--;
+  if (nch == 0) return 0;
+  const uint8_t *in = (const uint8_t *)j->src + l->data_off + c0 * bits;
+  if (l->p.dtype == GS_DTYPE_F32) {
+    gs__avx2_decode(in, nch, bits, m, NULL, (float *)j->dst + c0 * 8);
+    return nch;
+  }
+  uint32_t wide[256]; /* the gather reads 32-bit entries */
+  for (unsigned q = 0; q < (1u << bits); q++) wide[q] = lut->f16[q];
+  gs__avx2_decode(in, nch, bits, m, wide, (uint16_t *)j->dst + c0 * 8);
+  return nch;
+}
+
 /* A group decodes to at most 2^bits distinct values: convert each level once (same function of
  * q as everywhere, so the same bytes), then decoding is a table lookup per element. */
 static void gs__decompress_group(gs__job *j, uint64_t g) {
@@ -158,16 +215,16 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
   gs__meta m;
   gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
   unsigned bits = p->bits, levels = 1u << bits;
-  union {
-    float f32[256];
-    uint16_t f16[256];
-  } lut;
+  gs__lut lut;
   for (unsigned q = 0; q < levels; q++) {
     float x = gs__dequant(q, &m);
     if (p->dtype == GS_DTYPE_F32) lut.f32[q] = x;
     else lut.f16[q] = p->dtype == GS_DTYPE_F16 ? gs__out_f16(x) : gs__out_bf16(x);
   }
-  for (uint64_t c = i0 / 8; c * 8 < i1; c++) {
+  uint64_t c = i0 / 8;
+  if (j->isa == GS__ISA_AVX2 && !(p->dtype == GS_DTYPE_F32 && m.nonfinite))
+    c += gs__decode_wide(j, &m, &lut, c, i1);
+  for (; c * 8 < i1; c++) {
     const uint8_t *in = src + l->data_off + c * bits;
     uint64_t v = 0;
     for (unsigned b = 0; b < bits; b++) v |= (uint64_t)in[b] << (8 * b);
@@ -237,7 +294,7 @@ int gs_compress_cpu(const gs_codec_params *p, const void *src, void *dst, int nt
   /* The gap between the metas and the 16-byte aligned data is part of the format: zeros. */
   memset(out + l.meta_off + l.ngroups * GS_FMT_META_BYTES, 0,
          (size_t)(l.data_off - l.meta_off - l.ngroups * GS_FMT_META_BYTES));
-  gs__job proto = {.p = &l.p, .l = &l, .src = src, .dst = out};
+  gs__job proto = {.isa = gs__codec_isa(), .p = &l.p, .l = &l, .src = src, .dst = out};
   uint64_t units = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups;
   uint64_t bad = gs__parallel(&proto, units, gs__pick_threads(l.p.n, nthreads), gs__compress_run);
   uint32_t bad32 = bad > 0xffffffffu ? 0xffffffffu : (uint32_t)bad;
@@ -252,7 +309,7 @@ int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst, const gs_cod
   int rc = gs__layout_read_header(src, src_bytes, &l);
   if (rc != 0) return rc;
   if (expect != NULL && (expect->n != l.p.n || expect->dtype != l.p.dtype)) return -EINVAL;
-  gs__job proto = {.p = &l.p, .l = &l, .src = src, .dst = (uint8_t *)dst};
+  gs__job proto = {.isa = gs__codec_isa(), .p = &l.p, .l = &l, .src = src, .dst = (uint8_t *)dst};
   uint64_t units = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups;
   gs__parallel(&proto, units, gs__pick_threads(l.p.n, nthreads), gs__decompress_run);
   return 0;
