@@ -20,45 +20,58 @@ GS__AVX2 static inline void gs__mul_hilo(__m256i a, __m256i m, __m256i *hi, __m2
   *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
-/* gs__chunk_random for the 8 chunks chunk0 .. chunk0+7 at once: lane c of r[w] is word w of chunk
- * chunk0+c (gs__philox, a round at a time on all lanes). */
-GS__AVX2 static void gs__philox8(uint64_t seed, uint64_t tensor_id, uint64_t chunk0, __m256i r[4]) {
-  uint32_t lo[8], hi[8];
-  for (unsigned c = 0; c < 8; c++) lo[c] = (uint32_t)(chunk0 + c), hi[c] = (uint32_t)((chunk0 + c) >> 32);
-  __m256i c0 = _mm256_loadu_si256((const __m256i *)lo), c1 = _mm256_loadu_si256((const __m256i *)hi);
-  __m256i c2 = _mm256_set1_epi32((int)(uint32_t)tensor_id);
-  __m256i c3 = _mm256_set1_epi32((int)(uint32_t)(tensor_id >> 32));
+/* gs__chunk_random for the 16 chunks chunk0 .. chunk0+15 at once: lane c of r[h][w] is word w of
+ * chunk chunk0+8h+c (gs__philox, a round at a time on all lanes). Two independent sets of 8 lanes
+ * so that one's multiply latency hides behind the other's. */
+GS__AVX2 static void gs__philox16(uint64_t seed, uint64_t tensor_id, uint64_t chunk0, __m256i r[2][4]) {
+  uint32_t lo[16], hi[16];
+  for (unsigned c = 0; c < 16; c++) lo[c] = (uint32_t)(chunk0 + c), hi[c] = (uint32_t)((chunk0 + c) >> 32);
+  __m256i c0[2], c1[2], c2[2], c3[2];
+  _Pragma("GCC unroll 16")
+  for (int h = 0; h < 2; h++) {
+    c0[h] = _mm256_loadu_si256((const __m256i *)(lo + 8 * h));
+    c1[h] = _mm256_loadu_si256((const __m256i *)(hi + 8 * h));
+    c2[h] = _mm256_set1_epi32((int)(uint32_t)tensor_id);
+    c3[h] = _mm256_set1_epi32((int)(uint32_t)(tensor_id >> 32));
+  }
   const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  _Pragma("GCC unroll 16")
   for (int round = 0; round < 10; round++) {
-    __m256i hi0, lo0, hi1, lo1;
-    gs__mul_hilo(c0, m0, &hi0, &lo0);
-    gs__mul_hilo(c2, m1, &hi1, &lo1);
-    __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
-    __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
-    c1 = lo1;
-    c3 = lo0;
-    c0 = n0;
-    c2 = n2;
+    __m256i key0 = _mm256_set1_epi32((int)k0), key1 = _mm256_set1_epi32((int)k1);
+    _Pragma("GCC unroll 16")
+  for (int h = 0; h < 2; h++) {
+      __m256i hi0, lo0, hi1, lo1;
+      gs__mul_hilo(c0[h], m0, &hi0, &lo0);
+      gs__mul_hilo(c2[h], m1, &hi1, &lo1);
+      c0[h] = _mm256_xor_si256(_mm256_xor_si256(hi1, c1[h]), key0);
+      c2[h] = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[h]), key1);
+      c1[h] = lo1;
+      c3[h] = lo0;
+    }
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  r[0] = c0, r[1] = c1, r[2] = c2, r[3] = c3;
+  _Pragma("GCC unroll 16")
+  for (int h = 0; h < 2; h++) r[h][0] = c0[h], r[h][1] = c1[h], r[h][2] = c2[h], r[h][3] = c3[h];
 }
 
 /* Transposes 8 rows of 8 floats in place: v[j] lane c becomes the old v[c] lane j. */
 GS__AVX2 static inline void gs__transpose8(__m256 v[8]) {
   __m256 t[8], s[8];
+  _Pragma("GCC unroll 16")
   for (int k = 0; k < 4; k++) {
     t[2 * k] = _mm256_unpacklo_ps(v[2 * k], v[2 * k + 1]);
     t[2 * k + 1] = _mm256_unpackhi_ps(v[2 * k], v[2 * k + 1]);
   }
+  _Pragma("GCC unroll 16")
   for (int k = 0; k < 2; k++) {
     s[4 * k + 0] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
     s[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
     s[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
     s[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
   }
+  _Pragma("GCC unroll 16")
   for (int k = 0; k < 4; k++) {
     v[k] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x20);
     v[k + 4] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x31);
@@ -83,18 +96,18 @@ GS__AVX2 static inline void gs__store_chunks(uint8_t *out, __m256i lo, __m256i h
     for (unsigned k = 0; k < bits; k++) out[c * bits + k] = (uint8_t)(v[c] >> (8 * k));
 }
 
-/* Quantizes and packs 64 elements x[0..64) (chunks chunk0 .. chunk0+7) of a finite group. */
-GS__AVX2 static void gs__emit64(const float *x, const gs__meta *m, uint64_t seed, uint64_t tid,
-                                uint64_t chunk0, unsigned bits, uint8_t *out) {
-  __m256i r[4];
-  gs__philox8(seed, tid, chunk0, r);
+/* Quantizes and packs 64 elements x[0..64) (8 chunks, random words r) of a finite group. */
+GS__AVX2 static void gs__emit64(const float *x, const gs__meta *m, const __m256i r[4], unsigned bits,
+                                uint8_t *out) {
   __m256 v[8];
+  _Pragma("GCC unroll 16")
   for (int c = 0; c < 8; c++) v[c] = _mm256_loadu_ps(x + 8 * c);
   gs__transpose8(v); /* v[j]: element j of each chunk */
   const __m256 minf = _mm256_set1_ps(m->minf), inv = _mm256_set1_ps(m->inv);
   const __m256 kf = _mm256_set1_ps((float)((1u << bits) - 1u)), scale = _mm256_set1_ps(7.62939453125e-06f);
   const __m256i mask16 = _mm256_set1_epi32(0xffff), one = _mm256_set1_epi32(1);
   __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+  _Pragma("GCC unroll 16")
   for (unsigned j = 0; j < 8; j++) {
     __m256i h = _mm256_and_si256(_mm256_srli_epi32(r[j >> 1], (int)((j & 1u) * 16u)), mask16);
     __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_or_si256(_mm256_slli_epi32(h, 1), one)), scale);
@@ -112,9 +125,17 @@ GS__AVX2 static void gs__emit64(const float *x, const gs__meta *m, uint64_t seed
 GS__AVX2 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
                        uint64_t chunk0, unsigned bits, uint8_t *out) {
   unsigned done = 0;
-  for (; done + 64 <= cnt; done += 64, chunk0 += 8, out += 8 * bits) {
-    if (m->nonfinite) memset(out, 0, 8 * bits); /* every level is 0, as in gs__quant */
-    else gs__emit64(x + done, m, seed, tid, chunk0, bits, out);
+  if (m->nonfinite) { /* every level is 0, as in gs__quant */
+    done = cnt / 64 * 64;
+    memset(out, 0, done / 8 * bits);
+    return done;
+  }
+  __m256i r[2][4];
+  for (; done + 64 <= cnt; done += 128, chunk0 += 16, out += 16 * bits) {
+    gs__philox16(seed, tid, chunk0, r); /* a 64-element tail wastes half of it: rare */
+    gs__emit64(x + done, m, r[0], bits, out);
+    if (done + 128 > cnt) return done + 64;
+    gs__emit64(x + done + 64, m, r[1], bits, out + 8 * bits);
   }
   return done;
 }
