@@ -210,7 +210,10 @@ GS__AVX2 void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, co
   }
 }
 
-int gs__avx2_supported(void) { return __builtin_cpu_supports("avx2"); }
+int gs__avx2_supported(void) {
+  __builtin_cpu_init(); /* needed if the first codec call runs in some library's constructor */
+  return __builtin_cpu_supports("avx2"); /* CPU and OS (YMM state enabled) */
+}
 
 #else
 
