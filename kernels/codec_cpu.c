@@ -7,7 +7,8 @@
 
 int gs_codec_validate(const gs_codec_params *p) {
   if (p == NULL || p->n > GS_FMT_MAX_N) return -EINVAL;
-  if (p->dtype == GS_DTYPE_BOOL) return 0; /* bits and group are fixed by the format */
+  if (p->flags & ~GS_FMT_FLAGS_KNOWN) return -EINVAL;
+  if (p->dtype == GS_DTYPE_BOOL) return p->flags ? -EINVAL : 0; /* bits, group: fixed */
   if ((unsigned)p->dtype > GS_DTYPE_BF16 || p->bits < 1 || p->bits > 8) return -EINVAL;
   if (p->group < 32 || p->group > 65536 || p->group % 32 != 0) return -EINVAL;
   return 0;
@@ -104,10 +105,17 @@ static void gs__store_packed(uint8_t *out, uint64_t v, unsigned nbytes) {
   for (unsigned b = 0; b < nbytes; b++) out[b] = (uint8_t)(v >> (8 * b));
 }
 
+/* The sign plane's bytes of x[0..cnt), the elements from index i (a multiple of 8). */
+static void gs__emit_signs(const gs__job *j, uint64_t i, const float *x, unsigned cnt) {
+  for (unsigned c = 0; c * 8 < cnt; c++)
+    j->dst[j->l->mask_off + i / 8 + c] = (uint8_t)gs__sign8(x + c * 8, cnt - c * 8 < 8 ? cnt - c * 8 : 8);
+}
+
 /* Quantizes and packs x[0..cnt), the elements from index i (a multiple of 8). */
 static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, const float *x,
                            unsigned cnt) {
   const gs_codec_params *p = j->p;
+  if (p->flags & GS_FMT_FLAG_RELU) gs__emit_signs(j, i, x, cnt);
   if (j->isa == GS__ISA_AVX2) { /* whole 64-element runs; the tail below */
     unsigned done = gs__avx2_emit(x, cnt, m, p->seed, p->tensor_id, i / 8, p->bits,
                                   j->dst + j->l->data_off + i / 8 * p->bits);
@@ -178,15 +186,10 @@ static void gs__compress_run(void *arg, int i) {
 
 /* ---- decompress ---- */
 
-typedef union gs__lut {
-  float f32[256];
-  uint16_t f16[256];
-} gs__lut;
-
 /* The chunks from c0 of a group ending at element i1 that the AVX2 loop decodes: whole chunks
- * with 8 bytes readable at their start (the buffer's last few are left to the scalar loop).
- * Returns how many it did. */
-static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, const gs__lut *lut,
+ * with 8 bytes readable at their start (the buffer's last few are left to the scalar loop), of a
+ * group without a sign plane (lut: output patterns per level). Returns how many it did. */
+static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, const uint32_t *lut,
                                 uint64_t c0, uint64_t i1) {
   const gs__layout *l = j->l;
   unsigned bits = l->p.bits;
@@ -198,9 +201,7 @@ static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, const gs__l
     gs__avx2_decode(in, nch, bits, m, NULL, (float *)j->dst + c0 * 8);
     return nch;
   }
-  uint32_t wide[256]; /* the gather reads 32-bit entries */
-  for (unsigned q = 0; q < (1u << bits); q++) wide[q] = lut->f16[q];
-  gs__avx2_decode(in, nch, bits, m, wide, (uint16_t *)j->dst + c0 * 8);
+  gs__avx2_decode(in, nch, bits, m, lut, (uint16_t *)j->dst + c0 * 8);
   return nch;
 }
 
@@ -215,26 +216,34 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
   gs__meta m;
   gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
   unsigned bits = p->bits, levels = 1u << bits;
-  gs__lut lut;
+  /* Output bit patterns per level; with the sign plane, [levels + q] is the pattern of a
+   * positive element (see gs__sign_apply) and a non-positive one is +0. */
+  uint32_t lut[512];
+  int sign = (p->flags & GS_FMT_FLAG_RELU) && !m.nonfinite;
   for (unsigned q = 0; q < levels; q++) {
     float x = gs__dequant(q, &m);
-    if (p->dtype == GS_DTYPE_F32) lut.f32[q] = x;
-    else lut.f16[q] = p->dtype == GS_DTYPE_F16 ? gs__out_f16(x) : gs__out_bf16(x);
+    lut[q] = p->dtype == GS_DTYPE_F32   ? gs__f2u(x)
+             : p->dtype == GS_DTYPE_F16 ? gs__out_f16(x)
+                                        : gs__out_bf16(x);
+    lut[levels + q] = sign ? gs__sign_apply(lut[q], 1, p->dtype) : lut[q];
+    if (sign) lut[q] = 0;
   }
   uint64_t c = i0 / 8;
-  if (j->isa == GS__ISA_AVX2 && !(p->dtype == GS_DTYPE_F32 && m.nonfinite))
-    c += gs__decode_wide(j, &m, &lut, c, i1);
+  if (j->isa == GS__ISA_AVX2 && !sign && !(p->dtype == GS_DTYPE_F32 && m.nonfinite))
+    c += gs__decode_wide(j, &m, lut, c, i1);
   for (; c * 8 < i1; c++) {
     const uint8_t *in = src + l->data_off + c * bits;
     uint64_t v = 0;
     for (unsigned b = 0; b < bits; b++) v |= (uint64_t)in[b] << (8 * b);
     unsigned cnt = i1 - c * 8 < 8 ? (unsigned)(i1 - c * 8) : 8;
+    unsigned s = sign ? src[l->mask_off + c] : 0u;
     if (p->dtype == GS_DTYPE_F32) {
-      float *out = (float *)j->dst + c * 8;
-      for (unsigned e = 0; e < cnt; e++) out[e] = lut.f32[gs__unpack1(v, e, bits)];
+      uint32_t *out = (uint32_t *)j->dst + c * 8;
+      for (unsigned e = 0; e < cnt; e++) out[e] = lut[((s >> e) & 1u) * levels + gs__unpack1(v, e, bits)];
     } else {
       uint16_t *out = (uint16_t *)j->dst + c * 8;
-      for (unsigned e = 0; e < cnt; e++) out[e] = lut.f16[gs__unpack1(v, e, bits)];
+      for (unsigned e = 0; e < cnt; e++)
+        out[e] = (uint16_t)lut[((s >> e) & 1u) * levels + gs__unpack1(v, e, bits)];
     }
   }
 }
@@ -308,7 +317,9 @@ int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst, const gs_cod
   if (src == NULL || dst == NULL) return -EINVAL;
   int rc = gs__layout_read_header(src, src_bytes, &l);
   if (rc != 0) return rc;
-  if (expect != NULL && (expect->n != l.p.n || expect->dtype != l.p.dtype)) return -EINVAL;
+  if (expect != NULL &&
+      (expect->n != l.p.n || expect->dtype != l.p.dtype || expect->flags != l.p.flags))
+    return -EINVAL;
   gs__job proto = {.isa = gs__codec_isa(), .p = &l.p, .l = &l, .src = src, .dst = (uint8_t *)dst};
   uint64_t units = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups;
   gs__parallel(&proto, units, gs__pick_threads(l.p.n, nthreads), gs__decompress_run);

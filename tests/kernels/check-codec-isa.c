@@ -39,9 +39,9 @@ static void run_path(int isa, const gs_codec_params *p, const void *src, uint8_t
 }
 
 static void compare(int isa, uint64_t n, unsigned dtype, unsigned bits, uint32_t group,
-                    unsigned misalign, int threads) {
+                    unsigned misalign, int threads, uint32_t flags) {
   gs_codec_params p = {.n = n, .dtype = (gs_dtype)dtype, .bits = bits, .group = group,
-                       .seed = 0x0123456789abcdefull ^ n, .tensor_id = 7 + bits};
+                       .seed = 0x0123456789abcdefull ^ n, .tensor_id = 7 + bits, .flags = flags};
   size_t size = gs_codec_size(&p), esz = gs_dtype_bytes((gs_dtype)dtype);
   uint8_t *raw = malloc((n + misalign) * esz), *a = malloc(size), *b = malloc(size);
   uint8_t *oa = malloc(n * esz), *ob = malloc(n * esz);
@@ -69,10 +69,15 @@ START_TEST(test_same_bytes_as_portable) {
     for (unsigned bits = 1; bits <= 8; bits++)
       for (size_t g = 0; g < GS__N(groups); g++)
         for (size_t k = 0; k < GS__N(sizes); k++)
-          compare(isa, sizes[k], dtype, bits, groups[g], (unsigned)(k & 1), 1);
+          compare(isa, sizes[k], dtype, bits, groups[g], (unsigned)(k & 1), 1, 0);
+  /* With the ReLU sign plane (GS_CODEC_RELU_MASK): written by compress, applied by decompress. */
+  for (unsigned dtype = 0; dtype < 3; dtype++)
+    for (unsigned bits = 1; bits <= 8; bits += 3)
+      for (size_t k = 0; k < GS__N(sizes); k++)
+        compare(isa, sizes[k], dtype, bits, 256, (unsigned)(k & 1), 1, GS_CODEC_RELU_MASK);
   /* Split over threads: ranges start at group boundaries inside 64-element runs of the buffer. */
-  compare(isa, 3u << 20, GS_DTYPE_F32, 3, 96, 1, 3);
-  compare(isa, 3u << 20, GS_DTYPE_BF16, 4, 32, 0, 4);
+  compare(isa, 3u << 20, GS_DTYPE_F32, 3, 96, 1, 3, 0);
+  compare(isa, 3u << 20, GS_DTYPE_BF16, 4, 32, 0, 4, GS_CODEC_RELU_MASK);
   gs__codec_isa_set(GS__ISA_AUTO);
 }
 END_TEST
