@@ -1,0 +1,30 @@
+# test_zoo.py: each zoo model trained a few steps exact, at 8 bits and at the default setting
+# (zoo.check_case says what is asserted); one meson test per model (tests/zoo/meson.build).
+import pytest
+
+import zoo
+
+# [case, minimum saved-bytes ratio at the default (fp32 4x, bf16 2.5x), warnings that come
+# without the shim too (regular expressions)]
+PEFT_CKPT = r"FutureWarning: `is_gradient_checkpointing` is deprecated"
+CASES = [
+    ["llama-bf16", 2.5, []],
+    ["llama-ckpt-reentrant", 2.5, []],
+    ["llama-ckpt-nonreentrant", 2.5, []],
+    ["llama-lora", 2.5, [PEFT_CKPT]],
+    ["llama-trainer", 2.5, []],
+    ["resnet18-fp32", 4.0, []],
+    ["resnet18-bf16", 2.5, []],
+    ["vit-tiny", 4.0, []],
+    ["transformer-encoder", 4.0, []],
+    ["gcn", 4.0, [r"FutureWarning: `torch.jit.script` is deprecated"]],
+    ["lightning", 4.0, []],
+    ["accelerate", 4.0, []],
+    ["compile-mlp", 4.0, []],
+    ["compile-block", 4.0, []],
+]
+
+
+@pytest.mark.parametrize("case,ratio,expected", CASES, ids=[c[0] for c in CASES])
+def test_model(case, ratio, expected):
+    zoo.check_case(case, ratio, expected, steps=4)
