@@ -78,21 +78,19 @@ def main(argv):
         os.environ, LD_PRELOAD=""), capture_output=True, text=True).stdout.strip()
     res = {"date": datetime.date.today().isoformat(), "machine": machine(), "torch": torch_v,
            "steps": steps, "shim": shim, "cases": {}}
-    for case in cases:
+    slug = re.sub(r"[^a-z0-9]+", "-", res["machine"]["cpu"].lower()).strip("-")
+    base = os.path.join(ROOT, "bench", "results", "%s-cpu-zoo-%s" % (res["date"], slug))
+    for case in cases:  # the files are rewritten after each case: a cut-short run keeps its rows
         try:
             res["cases"][case] = bench_case(zoo, case, steps)
         except (AssertionError, subprocess.SubprocessError, OSError, KeyError, TypeError) as e:
             res["cases"][case] = {"error": str(e).splitlines()[0][:200]}
         print(case, json.dumps(res["cases"][case]), flush=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", res["machine"]["cpu"].lower()).strip("-")
-    base = os.path.join(ROOT, "bench", "results", "%s-cpu-zoo-%s" % (res["date"], slug))
-    with open(base + ".json", "w") as f:
-        json.dump(res, f, indent=1)
-    md = markdown(res)
-    with open(base + ".md", "w") as f:
-        f.write(md)
-    print(md)
-
+        with open(base + ".json", "w") as f:
+            json.dump(res, f, indent=1)
+        with open(base + ".md", "w") as f:
+            f.write(markdown(res))
+    print(markdown(res))
 
 if __name__ == "__main__":
     main(sys.argv[1:])

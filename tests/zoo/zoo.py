@@ -18,7 +18,7 @@ CHILD = os.path.abspath(__file__)  # the child is this file run as a script
 SETTINGS = {"exact": {"GACTSHIM_POLICY": "off"}, "bits8": {"GACTSHIM_BITS": "8"}, "default": {}}
 # Nothing is downloaded: the models are built from configs with random weights.
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "GACTSHIM_QUIET": "1", "OMP_NUM_THREADS": "2"}
+           "TOKENIZERS_PARALLELISM": "false", "GACTSHIM_QUIET": "1", "OMP_NUM_THREADS": "1"}
 
 
 # ---- the child side ----
@@ -98,7 +98,7 @@ def child(case_name, grads_path):
     import torch
     import zoo_cases
     torch.manual_seed(0)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     shim = sys.modules.get("_gactshim")
     probe = Probe(shim) if shim is not None and os.environ.get("GS_ZOO_PROBE") == "1" else None
     run = Run(int(os.environ.get("GS_ZOO_STEPS", "6")), probe)
