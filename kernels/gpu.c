@@ -276,11 +276,16 @@ static void gs__kparams_of(const gs__layout *l, uint64_t src, uint64_t dst, gs__
   k->tensor_id = l->p.tensor_id;
   k->meta_off = l->meta_off;
   k->data_off = l->data_off;
+  k->mask_off = l->mask_off;
   k->ngroups = l->ngroups;
+  k->report = l->p.report;
+  k->flags = l->p.flags;
+  k->pad = 0;
   k->group = l->p.group;
   k->bits = l->p.bits;
   k->dtype = (uint32_t)l->p.dtype;
-  k->check = gs__header_check((uint8_t)l->p.dtype, (uint8_t)l->p.bits, l->p.group, l->p.n);
+  k->check = gs__header_check((uint8_t)l->p.dtype, (uint8_t)l->p.bits, (uint8_t)l->p.flags,
+                              l->p.group, l->p.n);
 }
 
 /* Enough blocks to fill the GPU several times over; the kernels loop (grid-stride) over the rest. */
