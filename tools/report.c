@@ -7,23 +7,29 @@
 
 static void rp_usage(FILE *f) {
   fprintf(f,
-          "usage: gactshim-report [--html OUT.html] [--perfetto OUT.json] TRACE [TRACE...]\n"
-          "       gactshim-report attach PID [--html OUT.html] [--perfetto OUT.json] [--save OUT.trace]\n"
+          "usage: gactshim-report [--html OUT.html] [--perfetto OUT.json] [--text] TRACE [TRACE...]\n"
+          "                       [--vs TRACE [TRACE...]]\n"
+          "       gactshim-report attach PID [--html OUT.html] [--perfetto OUT.json] [--text] [--save OUT.trace]\n"
           "\n"
           "TRACE is a file written with GACTSHIM_TRACE=path; several (one per rank) give a row per\n"
-          "rank. attach asks a running job (same user) for a live snapshot without stopping it.\n");
+          "rank. --vs compares with a second run (e.g. GACTSHIM_POLICY=off), rank by rank: peaks,\n"
+          "bytes per layer and step time side by side, both curves on one chart. The text report goes\n"
+          "to stdout unless --html or --perfetto is given (then only with --text). attach asks a\n"
+          "running job (same user) for a live snapshot without stopping it.\n");
 }
 
 typedef struct rp_args {
   const char *html, *perfetto, *save;
+  bool text;
   long attach_pid;
   const char **files;
-  size_t nfiles;
+  size_t nfiles, nvs; /* the last nvs files came after --vs */
 } rp_args;
 
 static int rp_parse_args(int argc, char **argv, rp_args *a) {
   memset(a, 0, sizeof(*a));
   a->files = calloc((size_t)argc, sizeof(char *));
+  size_t vs_at = 0; /* 1 + the index of the first file after --vs */
   int i = 1;
   if (argc > 2 && strcmp(argv[1], "attach") == 0) {
     char *end;
@@ -39,6 +45,11 @@ static int rp_parse_args(int argc, char **argv, rp_args *a) {
     if (opt) {
       if (i + 1 >= argc) return -EINVAL;
       *opt = argv[++i];
+    } else if (strcmp(argv[i], "--text") == 0) {
+      a->text = true;
+    } else if (strcmp(argv[i], "--vs") == 0) {
+      if (a->attach_pid || vs_at) return -EINVAL;
+      vs_at = a->nfiles + 1;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       return -EINVAL;
     } else {
@@ -46,6 +57,10 @@ static int rp_parse_args(int argc, char **argv, rp_args *a) {
     }
   }
   if (a->attach_pid ? a->nfiles != 0 : a->nfiles == 0) return -EINVAL;
+  if (vs_at) {
+    a->nvs = a->nfiles - (vs_at - 1);
+    if (!a->nvs || vs_at == 1) return -EINVAL; /* --vs needs traces on both sides */
+  }
   return 0;
 }
 
@@ -68,8 +83,12 @@ static int rp_attach(const rp_args *a, rp_trace *t, char *err, size_t errlen) {
 
 static int rp_outputs(const rp_args *a, rp_trace *ts, size_t n) {
   char err[512];
-  rp_print_text(stdout, ts, n);
-  if (a->html && rp_write_html(a->html, ts, n, err, sizeof(err)) != 0) {
+  size_t na = n - a->nvs; /* the first run; the rest (--vs) the second */
+  if (a->text || (!a->html && !a->perfetto)) {
+    if (a->nvs) rp_print_vs(stdout, ts, na, ts + na, a->nvs);
+    else rp_print_text(stdout, ts, n);
+  }
+  if (a->html && rp_write_html(a->html, ts, na, ts + na, a->nvs, err, sizeof(err)) != 0) {
     fprintf(stderr, "gactshim-report: %s\n", err);
     return 1;
   }

@@ -23,7 +23,7 @@ static int rp_grow(void **p, size_t *cap, size_t i, size_t sz) {
 }
 
 typedef struct rp_caps {
-  size_t samples, events, sites, mods;
+  size_t samples, events, sites, mods, strs, attrs;
   size_t site_limit; /* site ids above it cannot be honest (see rp_add_site) */
 } rp_caps;
 
@@ -59,6 +59,29 @@ static int rp_add_module(rp_trace *t, rp_caps *c, const gs_rec *r) {
   return 0;
 }
 
+/* STRING and ATTR (2.1). Ids are dense from 1 (a bound as for sites keeps a hostile id from
+ * making us allocate much); a repeated id keeps its first text. */
+static int rp_add_string(rp_trace *t, rp_caps *c, const gs_rec *r) {
+  uint32_t id;
+  const uint8_t *s;
+  size_t n;
+  if (gs__tracefmt_get_string(r, &id, &s, &n) != 0 || id == 0 || id > c->site_limit) return 0;
+  if (rp_grow((void **)&t->strs, &c->strs, id, sizeof(char *)) != 0) return -ENOMEM;
+  if (t->strs[id]) return 0;
+  if (!(t->strs[id] = strndup((const char *)s, n))) return -ENOMEM;
+  if (id >= t->nstrs) t->nstrs = id + 1;
+  return 0;
+}
+
+static int rp_add_attr(rp_trace *t, rp_caps *c, const gs_rec *r) {
+  gs_rec_attr a;
+  if (gs__tracefmt_get_attr(r, &a) != 0 || a.id == 0 || a.id > c->site_limit) return 0;
+  if (rp_grow((void **)&t->attrs, &c->attrs, a.id, sizeof(gs_rec_attr)) != 0) return -ENOMEM;
+  t->attrs[a.id] = a;
+  if (a.id >= t->nattrs) t->nattrs = a.id + 1;
+  return 0;
+}
+
 static int rp_add_event(rp_trace *t, rp_caps *c, const gs_rec *r) {
   size_t cap = c->events;
   if (rp_grow((void **)&t->events, &cap, t->nevents, sizeof(gs_trace_event)) != 0) return -ENOMEM;
@@ -84,6 +107,8 @@ static int rp_add(rp_trace *t, rp_caps *c, const gs_rec *r) {
       t->nsamples += gs__tracefmt_get_sample(r, &t->samples[t->nsamples]) == 0;
       return 0;
     case GS_REC_DROP: gs__tracefmt_get_drop(r, &t->drop); return 0;
+    case GS_REC_STRING: return rp_add_string(t, c, r);
+    case GS_REC_ATTR: return rp_add_attr(t, c, r);
     case GS_REC_END:
       t->has_end = gs__tracefmt_get_end(r, &t->end) == 0 || t->has_end;
       return 0;
@@ -199,6 +224,10 @@ void rp_free(rp_trace *t) {
   free(t->events);
   free(t->site_parent);
   free(t->site_ip);
+  for (size_t i = 0; i < t->nstrs; i++) free(t->strs[i]);
+  free(t->strs);
+  free(t->attrs);
+  free(t->layers);
   free(t->top);
   free(t->iters);
   free(t->name);

@@ -85,6 +85,9 @@ static int rp_sites_at_peak(rp_trace *t) {
   for (size_t i = 0; i < t->nevents && t->events[i].t <= t->peak.t; i++) {
     const gs_trace_event *e = &t->events[i];
     if (e->device != t->peak_dev || e->a == 0) continue;
+    /* Saved tensors are named by layer (report_layers.c) when the trace attributes them: the
+     * call-site tree is for the allocations outside autograd. */
+    if (e->kind == GS_KIND_SAVED && t->nattrs) continue;
     if (e->type == GS_REC_ALLOC) {
       size_t s = rp_slot(&l, e->a);
       if (!l.keys[s]) l.n++;
@@ -163,6 +166,8 @@ int rp_analyze(rp_trace *t) {
   rp_compression(t);
   int rc = t->peak_dev >= 0 ? rp_sites_at_peak(t) : 0;
   if (rc == 0) rc = rp_iterations(t);
+  if (rc == 0) rc = rp_layers(t);
+  if (rc == 0) rc = rp_whatif_run(t);
   return rc;
 }
 

@@ -1,4 +1,4 @@
-/* report_perfetto.c: Chrome/Perfetto trace JSON — counter tracks per category, codec slices. */
+/* report_perfetto.c: Chrome/Perfetto trace JSON — counters per category and without gactshim, slices. */
 #include "report.h"
 
 #include <errno.h>
@@ -19,7 +19,8 @@ static double rp_us(const rp_trace *t, uint64_t ns) { return rp_sec(t, ns) * 1e6
 
 static void rp_pf_meta(FILE *f, const rp_trace *t, unsigned pid, bool *first) {
   char name[128];
-  snprintf(name, sizeof(name), "rank %d (pid %llu)", t->hdr.rank, (unsigned long long)t->hdr.pid);
+  if (t->hdr.rank >= 0) snprintf(name, sizeof(name), "rank %d (pid %llu)", t->hdr.rank, (unsigned long long)t->hdr.pid);
+  else snprintf(name, sizeof(name), "pid %llu", (unsigned long long)t->hdr.pid);
   fprintf(f, "%s{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"args\":{\"name\":\"", *first ? "" : ",\n", pid);
   rp_json_str(f, name);
   fprintf(f, "\"}}");
@@ -41,6 +42,11 @@ static void rp_pf_counters(FILE *f, const rp_trace *t, unsigned pid) {
       for (unsigned c = 0; c < GS_CAT__COUNT; c++)
         fprintf(f, "%s\"%s\":%llu", c ? "," : "", rp_cat_name(c), (unsigned long long)s[i].by_cat[c]);
       fprintf(f, "}}");
+      /* The counterfactual as a counter of its own, beside the real one (2.1 traces). */
+      if (s[i].without)
+        fprintf(f, ",\n{\"name\":\"without gactshim %s\",\"ph\":\"C\",\"ts\":%.3f,\"pid\":%u,\"args\":{\"bytes\":%llu}}",
+                track + 7, rp_us(t, s[i].t), pid,
+                (unsigned long long)(s[i].without > s[i].total ? s[i].without : s[i].total));
     }
     free(s);
   }

@@ -3,12 +3,6 @@
 
 #include <string.h>
 
-static const char *rp_dev_name(int dev, char *buf, size_t len) {
-  if (dev == GS_DEVICE_HOST) snprintf(buf, len, "host");
-  else snprintf(buf, len, "cuda:%d", dev);
-  return buf;
-}
-
 static void rp_text_ranks(FILE *out, rp_trace *ts, size_t n) {
   fprintf(out, "%-6s %-8s %-12s %-10s %-12s %-12s %-12s %s\n", "rank", "pid", "peak", "at (s)",
           "activation", "compressed", "other", "trace");
@@ -25,13 +19,20 @@ static void rp_text_ranks(FILE *out, rp_trace *ts, size_t n) {
 }
 
 static void rp_text_peak(FILE *out, rp_trace *t) {
-  char b[32], d[16];
+  char b[32], d[48];
   if (t->peak_dev < 0) {
     fprintf(out, "no memory samples recorded (no tracked allocation)\n");
     return;
   }
-  fprintf(out, "peak: %s (%llu bytes) on %s at %.3f s\n", rp_bytes(t->peak.total, b, sizeof(b)),
-          (unsigned long long)t->peak.total, rp_dev_name(t->peak_dev, d, sizeof(d)), rp_sec(t, t->peak.t));
+  fprintf(out, "peak: %s (%llu bytes) of %s at %.3f s\n", rp_bytes(t->peak.total, b, sizeof(b)),
+          (unsigned long long)t->peak.total, rp_memory_label(t, d, sizeof(d)), rp_sec(t, t->peak.t));
+  if (t->peak_without > t->peak.total)
+    fprintf(out, "without gactshim: %s (%llu bytes): %.1fx lower with it\n", rp_bytes(t->peak_without, b, sizeof(b)),
+            (unsigned long long)t->peak_without, (double)t->peak_without / (double)(t->peak.total ? t->peak.total : 1));
+  else if (t->peak_without)
+    fprintf(out, "without gactshim: the same (nothing compressed was live at the peak)\n");
+  else
+    fprintf(out, "without gactshim: not recorded (a trace of format 2.0)\n");
   if (t->has_end && t->end.registry_peak && t->end.registry_peak != t->peak.total)
     fprintf(out, "  (the registry counted a peak of %llu bytes over all devices)\n",
             (unsigned long long)t->end.registry_peak);
@@ -49,8 +50,8 @@ static void rp_text_peak(FILE *out, rp_trace *t) {
 static void rp_text_sites(FILE *out, rp_trace *t) {
   char b[32], where[512];
   if (!t->ntop) return;
-  fprintf(out, "top call sites live at the peak (%s in recorded allocations):\n",
-          rp_bytes(t->top_bytes, b, sizeof(b)));
+  fprintf(out, "top call sites live at the peak (%s in recorded allocations%s):\n",
+          rp_bytes(t->top_bytes, b, sizeof(b)), t->nattrs ? ", saved tensors aside" : "");
   for (size_t i = 0; i < t->ntop && i < 10; i++) {
     rp_site_text(t, t->top[i].site, where, sizeof(where));
     fprintf(out, "  %12s  %6llu allocs  %s\n", rp_bytes(t->top[i].bytes, b, sizeof(b)),
@@ -75,6 +76,47 @@ static void rp_text_comp(FILE *out, rp_trace *t) {
   uint64_t before = t->comp[0].before + t->comp[1].before, after = t->comp[0].after + t->comp[1].after;
   if (after) fprintf(out, "  all packed: %s -> %s, ratio %.2fx\n", rp_bytes(before, b1, 32),
                      rp_bytes(after, b2, 32), (double)before / (double)after);
+}
+
+/* The layers that saved the most, with what compression made of them. */
+static void rp_text_layers(FILE *out, rp_trace *t) {
+  char b[4][32], bits[16], nodes[96], where[160];
+  if (!t->nlayers) {
+    fprintf(out, "saved tensors by layer: no attributions recorded (trace format 2.0, or GACTSHIM_ATTRIBUTION=0)\n");
+    return;
+  }
+  fprintf(out, "saved tensors by layer (top %zu of %zu, by bytes saved over the run):\n",
+          t->nlayers < 10 ? t->nlayers : 10, t->nlayers);
+  fprintf(out, "  %10s %10s %5s %10s %9s %6s  %-28s %-22s %s\n", "saved", "held", "bits", "at peak",
+          "life ms", "count", "layer", "node", "where");
+  for (size_t i = 0; i < t->nlayers && i < 10; i++) {
+    const rp_layer *l = &t->layers[i];
+    if (l->bits_lo == l->bits_hi) snprintf(bits, sizeof(bits), "%s", l->bits_hi ? "" : "full");
+    else snprintf(bits, sizeof(bits), "%u-%u", l->bits_lo, l->bits_hi);
+    if (l->bits_lo == l->bits_hi && l->bits_hi) snprintf(bits, sizeof(bits), "%u", l->bits_hi);
+    fprintf(out, "  %10s %10s %5s %10s %9.2f %6llu  %-28s %-22s %s\n", rp_bytes(l->bytes, b[0], 32),
+            rp_bytes(l->after, b[1], 32), bits, rp_bytes(l->at_peak, b[2], 32),
+            l->lives ? (double)l->life_ns / (double)l->lives / 1e6 : 0.0, (unsigned long long)l->count,
+            rp_layer_name(t, l), rp_nodes_text(t, l, nodes, sizeof(nodes)), rp_frame_text(t, l, where, sizeof(where)));
+  }
+}
+
+static void rp_text_whatif(FILE *out, rp_trace *t) {
+  const rp_whatif *w = &t->whatif;
+  char b[2][32];
+  if (!w->ok) {
+    fprintf(out, "what-if: %s\n", w->why);
+    return;
+  }
+  fprintf(out, "what-if, iteration %llu (%llu saved tensors, %llu compressible; measured peak %s):\n",
+          (unsigned long long)w->iteration, (unsigned long long)w->tensors, (unsigned long long)w->candidates,
+          rp_bytes(w->measured, b[0], 32));
+  for (size_t i = 0; i < w->nrows; i++)
+    fprintf(out, "  %-42s %12s  (%llu compressed)\n", w->rows[i].what, rp_bytes(w->rows[i].peak, b[0], 32),
+            (unsigned long long)w->rows[i].compressed);
+  fprintf(out, "  smallest GACTSHIM_BUDGET the budget policy could meet: %s (%llu bytes)\n",
+          rp_bytes(w->min_budget, b[1], 32), (unsigned long long)w->min_budget);
+  fprintf(out, "  how: %s\n", rp_whatif_method);
 }
 
 static void rp_text_iters(FILE *out, rp_trace *t) {
@@ -126,13 +168,24 @@ static void rp_text_plan(FILE *out, rp_trace *t) {
   if (shown > 40) fprintf(out, "  ... %zu more\n", shown - 40);
 }
 
+/* "== name (pid N, rank R)"; no rank when the job set none, and a snapshot says so once. */
+static void rp_text_heading(FILE *out, const rp_trace *t) {
+  char rank[32] = "";
+  if (t->hdr.rank >= 0) snprintf(rank, sizeof(rank), ", rank %d", t->hdr.rank);
+  if (t->hdr.flags & GS_TRACE_F_SNAPSHOT)
+    fprintf(out, "== %s: live snapshot%s\n", t->name, rank);
+  else
+    fprintf(out, "== %s (pid %llu%s)\n", t->name, (unsigned long long)t->hdr.pid, rank);
+}
+
 void rp_print_text(FILE *out, rp_trace *ts, size_t n) {
   if (n > 1) rp_text_ranks(out, ts, n);
   for (size_t i = 0; i < n; i++) {
     rp_trace *t = &ts[i];
-    fprintf(out, "== %s (pid %llu, rank %d%s)\n", t->name, (unsigned long long)t->hdr.pid, t->hdr.rank,
-            (t->hdr.flags & GS_TRACE_F_SNAPSHOT) ? ", live snapshot" : "");
+    rp_text_heading(out, t);
     rp_text_peak(out, t);
+    rp_text_layers(out, t);
+    rp_text_whatif(out, t);
     rp_text_sites(out, t);
     rp_text_comp(out, t);
     rp_text_iters(out, t);

@@ -111,6 +111,8 @@ typedef struct gs_config {
   char trace_path[GS_PATH_MAX]; /* GACTSHIM_TRACE: event trace file (%p pid, %r rank); empty = none */
   uint64_t trace_max;      /* GACTSHIM_TRACE_MAX: bound on the trace file's size in bytes */
   bool cupti;              /* GACTSHIM_CUPTI=1: time our kernels with CUPTI when it can be loaded */
+  bool attribution;        /* GACTSHIM_ATTRIBUTION (default 1): name each saved tensor's module,
+                            * node and Python line in the trace (only when GACTSHIM_TRACE is set) */
 } gs_config;
 
 /* Fills *out with the defaults. */

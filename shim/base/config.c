@@ -29,6 +29,7 @@ void gs__config_defaults(gs_config *out) {
   out->seed = 0x9e3779b97f4a7c15ull;
   out->log = GS_LOG_WARN;
   out->trace_max = GS_TRACE_MAX_DEFAULT;
+  out->attribution = true;
 }
 
 static int gs__parse_bool(const char *v, bool *out) {
@@ -153,6 +154,7 @@ static int gs__set_stats(gs_config *c, const char *v) { return gs__set_path(c->s
 
 static int gs__set_trace(gs_config *c, const char *v) { return gs__set_path(c->trace_path, v); }
 static int gs__set_cupti(gs_config *c, const char *v) { return gs__parse_bool(v, &c->cupti); }
+static int gs__set_attribution(gs_config *c, const char *v) { return gs__parse_bool(v, &c->attribution); }
 
 /* Below 1 MiB the file could not hold its summary records for long; above 1 TiB is surely a typo. */
 static int gs__set_trace_max(gs_config *c, const char *v) {
@@ -189,6 +191,7 @@ static const gs__var gs__vars[] = {
   {"TRACE", gs__set_trace, "a file path (at most 4095 bytes); %p is replaced by the pid, %r by the rank"},
   {"TRACE_MAX", gs__set_trace_max, "a byte count from 1MiB to 1TiB such as 256MiB or 2GB (default 256MiB)"},
   {"CUPTI", gs__set_cupti, "1/0 (true/false, yes/no, on/off); default 0"},
+  {"ATTRIBUTION", gs__set_attribution, "1/0 (true/false, yes/no, on/off); default 1"},
 };
 
 static void gs__list_names(char *buf, size_t len) {

@@ -62,6 +62,7 @@ PyObject *gs__keep(PyObject *t, const gs_tensor_facts *f, gs_skip_reason why) {
   }
   h->version = f->version;
   h->device = f->device;
+  h->id = f->id;
   h->output_nr = f->output_nr;
   h->producer = f->producer;
   if (h->producer) gs__py.Py_IncRef(h->producer);
@@ -73,7 +74,7 @@ PyObject *gs__keep(PyObject *t, const gs_tensor_facts *f, gs_skip_reason why) {
   }
   if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
   PyObject *cap = gs__handle_wrap(h, t);
-  if (cap && h->held_bytes) gs__trace_saved(GS_SAVED_PACK, h->held_bytes, h->held_bytes, 0, 0, f->device);
+  if (cap && h->held_bytes) gs__trace_saved(GS_SAVED_PACK, h->held_bytes, h->held_bytes, 0, 0, f->device, &h->id);
   if (cap) return cap;
 last_resort:
   /* Not even a handle could be made: give PyTorch the tensor itself, which unpack passes back. */
@@ -298,7 +299,8 @@ PyObject *gs__compress(PyObject *t, const gs_tensor_facts *f, unsigned bits, gs_
   gs_handle *h = cap ? gs__handle_of(cap) : NULL;
   uint64_t dur = gs__now_ns() - t0;
   gs__stat_add(codec_ns, dur);
-  if (h) gs__trace_saved(GS_SAVED_COMPRESS, f->bytes, h->held_bytes, bits, dur, f->device);
+  if (h) h->id = f->id;
+  if (h) gs__trace_saved(GS_SAVED_COMPRESS, f->bytes, h->held_bytes, bits, dur, f->device, &h->id);
   gs__py.Py_DecRef(src);
   return cap;
 }

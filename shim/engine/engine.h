@@ -95,6 +95,8 @@ typedef struct PyModuleDef {
   X(void, PyErr_Fetch, (PyObject **, PyObject **, PyObject **))                             \
   X(void, PyErr_Restore, (PyObject *, PyObject *, PyObject *))                              \
   X(PyObject *, PyEval_SaveThread, (void))                                                  \
+  X(PyObject *, PyEval_GetFrame, (void))                                                    \
+  X(int, PyFrame_GetLineNumber, (PyObject *))                                               \
   X(void, PyEval_RestoreThread, (PyObject *))
 
 #define GS__PYAPI_MEMBER(ret, name, args) ret(*name) args;
@@ -126,7 +128,8 @@ PyObject *gs__py_none(void);
 #define GS__TORCH_NAMES(X)                                                                     \
   X(requires_grad) X(is_leaf) X(_base) X(dtype) X(layout) X(is_cuda) X(is_meta) X(shape)       \
   X(stride) X(data_ptr) X(_version) X(grad_fn) X(new_empty) X(new_empty_strided) X(detach)     \
-  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__)
+  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__)      \
+  X(f_back) X(f_code) X(co_filename) X(co_qualname) X(co_name)
 
 #define GS__TORCH_NAME_MEMBER(n) PyObject *s_##n;
 
@@ -205,6 +208,9 @@ typedef struct gs_handle {
   uint32_t plan_index; /* k: its pack's position in iteration plan_iter */
   uint64_t plan_iter;
   uint64_t full_bytes; /* the source's bytes at full precision */
+  gs_trace_saved_id id; /* the pack's attribution and serial (SAVED records) */
+  uint32_t node_attr;   /* the attribution naming the node of its first unpack */
+  bool node_known;
   PyObject *orig;      /* GPU: the original, held until its kernel reports no non-finite group */
   uint32_t report;     /* GPU: 1 + index of the pinned word its kernel reports to, or 0 */
 } gs_handle;
@@ -277,6 +283,7 @@ typedef struct gs_tensor_facts {
   int64_t output_nr;
   PyObject *size_obj;   /* owned: t.shape, to restore it */
   PyObject *stride_obj; /* owned: t.stride() */
+  gs_trace_saved_id id; /* who saved it (attrib.c), for the trace's SAVED records */
 } gs_tensor_facts;
 
 /* Fills f (which holds t's version already) from t: 0, or -1 with a Python error set (f then
@@ -367,6 +374,22 @@ int gs__probe_tensor(PyObject *t, uint32_t k);
 /* Hands the finished probes to the plan (gs__plan_note_probe). */
 void gs__probe_collect(void);
 
+
+/* ---- attribution: who saved a tensor (attrib.c) -------------------------------------------- */
+
+/* The SAVED records' id of the tensor being packed: its attribution (the innermost nn.Module
+ * being run, the innermost Python frame outside torch) when attribution is on, a serial number,
+ * and the flags of its facts and choice. Under the GIL; no Python error is left set. */
+gs_trace_saved_id gs__attrib_pack(const gs_tensor_facts *f, const gs_pack_choice *c);
+/* At a handle's first unpack: the attribution naming the autograd node now running (the node
+ * that saved it), or 0. */
+uint32_t gs__attrib_unpack(void);
+/* Module methods (module.c): attrib_setup(torch_dir) -> bool, intern(str) -> int,
+ * module_enter(int), module_exit(). */
+PyObject *gs__m_attrib_setup(PyObject *self, PyObject *dir);
+PyObject *gs__m_intern(PyObject *self, PyObject *s);
+PyObject *gs__m_module_enter(PyObject *self, PyObject *id);
+PyObject *gs__m_module_exit(PyObject *self, PyObject *unused);
 
 /* ---- activation in Python processes with only LD_PRELOAD (python.c) ---------------------- */
 

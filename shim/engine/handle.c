@@ -66,6 +66,10 @@ static void gs__capsule_destroy(PyObject *cap) {
   }
   gs__dedup_remove(h);
   gs__account(h, false);
+  if (h->held_bytes) /* the curve without gactshim loses the tensor's full size here */
+    gs__trace_saved(GS_SAVED_RELEASE, h->held_bytes,
+                    h->compressed ? h->params.n * gs_dtype_bytes(h->params.dtype) : h->held_bytes,
+                    h->compressed ? h->params.bits : 0, 0, h->device, &h->id);
   gs__plans_death(h);
   gs__handle_free(h);
 }

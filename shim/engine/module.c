@@ -135,6 +135,10 @@ static PyMethodDef gs__methods[] = {
   {"stats", gs__m_stats, GS_METH_NOARGS, "current counters as a dict"},
   {"set_probe", gs__m_set_probe, GS_METH_O, "set_probe((probe, collect)): sensitivity probes"},
   {"plan_json", gs__m_plan_json, GS_METH_NOARGS, "the last iteration's per-tensor decisions (JSON)"},
+  {"attrib_setup", gs__m_attrib_setup, GS_METH_O, "attrib_setup(torch_dir) -> whether attribution is on"},
+  {"intern", gs__m_intern, GS_METH_O, "intern(str) -> the trace's string id"},
+  {"module_enter", gs__m_module_enter, GS_METH_O, "module_enter(id): an nn.Module's forward begins"},
+  {"module_exit", gs__m_module_exit, GS_METH_NOARGS, "module_exit(): the innermost forward ended"},
   {NULL, NULL, 0, NULL},
 };
 

@@ -41,16 +41,18 @@ static void gs__note_pack(PyObject *h, const gs_tensor_facts *f, uint32_t index,
 }
 
 /* A tensor whose facts could not be read (a Python error is set): kept exact, fail-open. */
-static PyObject *gs__pack_unreadable(PyObject *t, const gs_tensor_facts *f, uint32_t index) {
+static PyObject *gs__pack_unreadable(PyObject *t, gs_tensor_facts *f, uint32_t index) {
   gs_pack_choice c = {.reason = GS_REASON_SKIPPED};
   gs__note_error(&c.skip);
+  f->id = gs__attrib_pack(f, &c);
   PyObject *h = gs__keep(t, f, c.skip);
   gs__note_pack(h, f, index, &c);
   return h;
 }
 
-static PyObject *gs__pack_read(PyObject *t, const gs_tensor_facts *f, uint32_t index) {
+static PyObject *gs__pack_read(PyObject *t, gs_tensor_facts *f, uint32_t index) {
   gs_pack_choice c = gs__facts_decide(f, gs__iter, index);
+  f->id = gs__attrib_pack(f, &c); /* who saved it, for the trace */
   if (c.probe) gs__probe_tensor(t, index);
   PyObject *h = c.bits ? gs__compress(t, f, c.bits, &c.skip) : NULL;
   if (h == NULL) h = gs__keep(t, f, c.skip);

@@ -134,6 +134,14 @@ PyObject *gs__decompress(gs_handle *h) {
   return NULL;
 }
 
+/* The SAVED records' id at unpack: the attribution names the node that runs the first unpack. */
+static const gs_trace_saved_id *gs__unpack_id(gs_handle *h, gs_trace_saved_id *out) {
+  if (!h->node_known) h->node_attr = gs__attrib_unpack(), h->node_known = true;
+  *out = h->id;
+  out->attr = h->node_attr;
+  return out;
+}
+
 PyObject *gs__unpack(PyObject *self, PyObject *obj) {
   gs__engine_note_unpack();
   gs_handle *h = gs__handle_of(obj);
@@ -143,13 +151,14 @@ PyObject *gs__unpack(PyObject *self, PyObject *obj) {
   }
   if (gs__check_version(h) != 0) return NULL;
   gs__plans_unpack(h);
+  gs_trace_saved_id id;
   /* GPU: until its kernel has reported no non-finite group, the original is the answer. */
   if (h->compressed && (h->report || h->orig) && gs__report_settle(h) == 0) {
     gs__py.Py_IncRef(h->orig);
     return h->orig;
   }
   if (!h->compressed) {
-    if (h->held_bytes) gs__trace_saved(GS_SAVED_UNPACK, h->held_bytes, h->held_bytes, 0, 0, h->device);
+    if (h->held_bytes) gs__trace_saved(GS_SAVED_UNPACK, h->held_bytes, h->held_bytes, 0, 0, h->device, gs__unpack_id(h, &id));
     gs__py.Py_IncRef(h->data);
     return h->data;
   }
@@ -165,7 +174,7 @@ PyObject *gs__unpack(PyObject *self, PyObject *obj) {
   uint64_t dur = gs__now_ns() - t0;
   gs__stat_add(codec_ns, dur);
   gs__trace_saved(GS_SAVED_DECOMPRESS, h->held_bytes, h->params.n * gs_dtype_bytes(h->params.dtype), h->params.bits, dur,
-                  h->device);
+                  h->device, gs__unpack_id(h, &id));
   if (h->cache_ref) gs__py.Py_DecRef(h->cache_ref);
   h->cache_ref = gs__py.PyWeakref_NewRef(out, NULL);
   if (h->cache_ref == NULL) gs__py.PyErr_Clear();

@@ -34,7 +34,7 @@ static inline uint64_t gs__le_get(const uint8_t *p, size_t n, size_t off, unsign
 
 #define GS_TRACE_MAGIC "GSTRACE\n"
 #define GS_TRACE_VERSION 2   /* major: a reader refuses every other (u16 at offset 8, always) */
-#define GS_TRACE_MINOR 0     /* additions within a major: new record types, longer payloads */
+#define GS_TRACE_MINOR 1     /* additions within a major: new record types, longer payloads */
 #define GS_TRACE_HDR_BYTES 64
 #define GS_REC_HDR_BYTES 8
 #define GS_REC_MAX 4096 /* largest record we write (a module path is the longest) */
@@ -47,6 +47,9 @@ static inline uint64_t gs__le_get(const uint8_t *p, size_t n, size_t off, unsign
 #define GS_FMT_SAMPLE_CATS 4   /* by_cat slots on disk (gs_category); unused ones hold 0 */
 #define GS_FMT_SAMPLE_KINDS 8  /* by_kind slots on disk (gs_alloc_kind); unused ones hold 0 */
 #define GS_FMT_SAMPLE_BYTES (24 + 8 * (GS_FMT_SAMPLE_CATS + GS_FMT_SAMPLE_KINDS))
+#define GS_FMT_SAMPLE_BYTES_2_1 (GS_FMT_SAMPLE_BYTES + 8) /* 2.1 appends `without` */
+#define GS_FMT_STRING_BYTES 16 /* then the string's bytes */
+#define GS_FMT_ATTR_BYTES 32
 #define GS_FMT_DROP_BYTES 48
 #define GS_FMT_END_BYTES 32
 
@@ -72,6 +75,8 @@ typedef enum gs_rec_type {
   GS_REC_DROP = 11,  /* summary: what was dropped so far */
   GS_REC_END = 12,   /* summary: clean end of recording, or end of a live snapshot */
   GS_REC_PLAN = 13,  /* summary: one saved tensor's decision, when an iteration's plan changed */
+  GS_REC_STRING = 14, /* summary (2.1): an interned string (id, bytes) */
+  GS_REC_ATTR = 15,  /* summary (2.1): a saved tensor's attribution (module, node, file:line, function) */
   GS_REC__COUNT
 } gs_rec_type;
 
@@ -80,7 +85,14 @@ typedef enum gs_saved_op {
   GS_SAVED_COMPRESS = 1,   /* packed and compressed; a = bytes before, b = bytes after */
   GS_SAVED_UNPACK = 2,     /* a full-precision tensor given back */
   GS_SAVED_DECOMPRESS = 3, /* a compressed tensor restored */
+  GS_SAVED_RELEASE = 4,    /* (2.1) a handle died: a = bytes it held, b = full bytes */
 } gs_saved_op;
+
+/* SAVED records' flags (2.1): what a what-if replay needs to know of the tensor. */
+#define GS_SAVED_F_CANDIDATE 0x1u /* the policy could compress it (not a param, small, ...) */
+#define GS_SAVED_F_SENSITIVE 0x2u /* softmax-like producer: the fixed policy's 8-bit floor */
+#define GS_SAVED_F_RELU 0x4u      /* ReLU output: compressed with a 1-bit sign mask */
+#define GS_SAVED_F_ELEM_SHIFT 8   /* bits 8..11: bytes per element at full precision */
 
 /* PLAN records' reasons (policy/policy.h gs_plan_reason), by value: part of the format. */
 #define GS_PLAN_REASON_NAMES                                                                     \
@@ -124,7 +136,14 @@ typedef struct gs_rec_sample {
   uint64_t total;
   uint64_t by_cat[GS_FMT_SAMPLE_CATS];   /* indexed by gs_category; spare slots 0 */
   uint64_t by_kind[GS_FMT_SAMPLE_KINDS]; /* indexed by gs_alloc_kind; spare slots 0 */
+  uint64_t without; /* (2.1) the window's maximum of total + Σ (full − held) over live compressed
+                     * saved tensors: the curve without gactshim; 0 = not recorded (2.0) */
 } gs_rec_sample;
+/* A saved tensor's attribution (2.1): string ids (0 = unknown) and a line. */
+typedef struct gs_rec_attr {
+  uint64_t t;
+  uint32_t id, module, node, file, line, function;
+} gs_rec_attr;
 typedef struct gs_rec_drop {
   uint64_t t;
   uint64_t ring_dropped;   /* events refused by the full ring (never reached the writer) */
@@ -155,6 +174,9 @@ size_t gs__tracefmt_put_module(uint8_t *dst, size_t cap, const gs_rec_module *m,
 size_t gs__tracefmt_put_site(uint8_t *dst, size_t cap, const gs_rec_site *s);
 size_t gs__tracefmt_put_sample(uint8_t *dst, size_t cap, const gs_rec_sample *s);
 size_t gs__tracefmt_put_drop(uint8_t *dst, size_t cap, const gs_rec_drop *d);
+size_t gs__tracefmt_put_string(uint8_t *dst, size_t cap, uint64_t t, uint32_t id, const char *s,
+                               size_t n);
+size_t gs__tracefmt_put_attr(uint8_t *dst, size_t cap, const gs_rec_attr *a);
 size_t gs__tracefmt_put_end(uint8_t *dst, size_t cap, const gs_rec_end *e);
 
 /* Detail records are what the size bound drops first. */
@@ -198,6 +220,8 @@ int gs__tracefmt_get_module(const gs_rec *r, gs_rec_module *m, const uint8_t **p
 int gs__tracefmt_get_site(const gs_rec *r, gs_rec_site *s);
 int gs__tracefmt_get_sample(const gs_rec *r, gs_rec_sample *s);
 int gs__tracefmt_get_drop(const gs_rec *r, gs_rec_drop *d);
+int gs__tracefmt_get_string(const gs_rec *r, uint32_t *id, const uint8_t **s, size_t *n);
+int gs__tracefmt_get_attr(const gs_rec *r, gs_rec_attr *a);
 int gs__tracefmt_get_end(const gs_rec *r, gs_rec_end *e);
 
 /* The record's time (its first 8 bytes) for every type but MODULE and SITE: true with *t. */

@@ -123,9 +123,10 @@ int gs__tracefmt_get_site(const gs_rec *r, gs_rec_site *s) {
 #define GS_SAMPLE_CAT_OFF 24
 #define GS_SAMPLE_KIND_OFF (GS_SAMPLE_CAT_OFF + 8 * GS_FMT_SAMPLE_CATS)
 _Static_assert(GS_SAMPLE_KIND_OFF + 8 * GS_FMT_SAMPLE_KINDS == GS_FMT_SAMPLE_BYTES, "sample size");
+#define GS_SAMPLE_WITHOUT_OFF GS_FMT_SAMPLE_BYTES /* 2.1 */
 
 size_t gs__tracefmt_put_sample(uint8_t *dst, size_t cap, const gs_rec_sample *s) {
-  uint8_t p[GS_FMT_SAMPLE_BYTES];
+  uint8_t p[GS_FMT_SAMPLE_BYTES_2_1];
   gs__le_put(p, 0, 8, s->t);
   gs__le_put(p, 8, 2, (uint16_t)s->device);
   gs__le_put(p, 10, 6, 0); /* reserved */
@@ -134,6 +135,7 @@ size_t gs__tracefmt_put_sample(uint8_t *dst, size_t cap, const gs_rec_sample *s)
     gs__le_put(p, GS_SAMPLE_CAT_OFF + 8 * i, 8, s->by_cat[i]);
   for (unsigned i = 0; i < GS_FMT_SAMPLE_KINDS; i++)
     gs__le_put(p, GS_SAMPLE_KIND_OFF + 8 * i, 8, s->by_kind[i]);
+  gs__le_put(p, GS_SAMPLE_WITHOUT_OFF, 8, s->without);
   return gs__tracefmt_frame(dst, cap, GS_REC_SAMPLE, p, sizeof(p), NULL, 0);
 }
 
@@ -149,6 +151,7 @@ int gs__tracefmt_get_sample(const gs_rec *r, gs_rec_sample *s) {
     s->by_cat[i] = gs__le_get(p, n, GS_SAMPLE_CAT_OFF + 8 * i, 8);
   for (unsigned i = 0; i < GS_FMT_SAMPLE_KINDS; i++)
     s->by_kind[i] = gs__le_get(p, n, GS_SAMPLE_KIND_OFF + 8 * i, 8);
+  s->without = gs__le_get(p, n, GS_SAMPLE_WITHOUT_OFF, 8); /* 0 in a 2.0 record */
   return 0;
 }
 
@@ -189,5 +192,40 @@ int gs__tracefmt_get_end(const gs_rec *r, gs_rec_end *e) {
   if (r->type != GS_REC_END || r->len < GS_FMT_END_BYTES) return -EBADMSG;
   gs__get_u64s(r, v, 4);
   *e = (gs_rec_end){v[0], v[1], v[2], v[3]};
+  return 0;
+}
+
+/* ---- STRING and ATTR (2.1): interned strings and the saved tensors' attributions ---- */
+
+size_t gs__tracefmt_put_string(uint8_t *dst, size_t cap, uint64_t t, uint32_t id, const char *s,
+                               size_t n) {
+  uint8_t p[GS_FMT_STRING_BYTES];
+  gs__le_put(p, 0, 8, t);
+  gs__le_put(p, 8, 4, id);
+  gs__le_put(p, 12, 4, 0); /* reserved */
+  return gs__tracefmt_frame(dst, cap, GS_REC_STRING, p, sizeof(p), s, s ? n : 0);
+}
+
+int gs__tracefmt_get_string(const gs_rec *r, uint32_t *id, const uint8_t **s, size_t *n) {
+  if (r->type != GS_REC_STRING || r->len < GS_FMT_STRING_BYTES) return -EBADMSG;
+  *id = (uint32_t)gs__le_get(r->payload, r->len, 8, 4);
+  *s = r->payload + GS_FMT_STRING_BYTES;
+  *n = r->len - GS_FMT_STRING_BYTES;
+  return 0;
+}
+
+size_t gs__tracefmt_put_attr(uint8_t *dst, size_t cap, const gs_rec_attr *a) {
+  uint8_t p[GS_FMT_ATTR_BYTES];
+  const uint32_t v[6] = {a->id, a->module, a->node, a->file, a->line, a->function};
+  gs__le_put(p, 0, 8, a->t);
+  for (unsigned i = 0; i < 6; i++) gs__le_put(p, 8 + 4 * i, 4, v[i]);
+  return gs__tracefmt_frame(dst, cap, GS_REC_ATTR, p, sizeof(p), NULL, 0);
+}
+
+int gs__tracefmt_get_attr(const gs_rec *r, gs_rec_attr *a) {
+  uint32_t v[6];
+  if (r->type != GS_REC_ATTR || r->len < GS_FMT_ATTR_BYTES) return -EBADMSG;
+  for (unsigned i = 0; i < 6; i++) v[i] = (uint32_t)gs__le_get(r->payload, r->len, 8 + 4 * i, 4);
+  *a = (gs_rec_attr){gs__le_get(r->payload, r->len, 0, 8), v[0], v[1], v[2], v[3], v[4], v[5]};
   return 0;
 }

@@ -55,6 +55,8 @@ static size_t gs__min_payload(unsigned type) {
     case GS_REC_SAMPLE: return GS_FMT_SAMPLE_BYTES;
     case GS_REC_DROP: return GS_FMT_DROP_BYTES;
     case GS_REC_END: return GS_FMT_END_BYTES;
+    case GS_REC_STRING: return GS_FMT_STRING_BYTES;
+    case GS_REC_ATTR: return GS_FMT_ATTR_BYTES;
     default: return 0;
   }
 }

@@ -15,7 +15,8 @@ enum { GS_ST_OFF = 0, GS_ST_CONFIGURED, GS_ST_STARTING, GS_ST_RUNNING, GS_ST_STO
 
 typedef struct gs__dev {
   gs_rec_sample live;   /* running totals */
-  gs_rec_sample best;   /* the window's maximum */
+  gs_rec_sample best;   /* the window's maximum (`without`: the window's maximum of its own) */
+  uint64_t expand;      /* Σ (full − held) over live compressed saved tensors */
   bool active, in_window;
 } gs__dev;
 
@@ -141,11 +142,12 @@ const gs_registry_observer gs__trace_observer = {
 };
 
 void gs__trace_saved(gs_saved_op op, uint64_t before, uint64_t after, unsigned bits,
-                     uint64_t dur_ns, int device) {
+                     uint64_t dur_ns, int device, const gs_trace_saved_id *id) {
   if (gs__state() == GS_ST_OFF) return;
   device = gs__device_slot(device); /* the engine's CPU is -1 */
   gs_event ev = {.type = GS_REC_SAVED, .kind = (uint8_t)op, .cat2 = (uint8_t)bits,
                  .device = (int16_t)device, .a = before, .b = after, .c = dur_ns};
+  if (id) ev.site = id->attr, ev.flags = id->flags, ev.d = id->serial;
   uint64_t now = gs__now_ns();
   ev.t = now > dur_ns ? now - dur_ns : now; /* slices start when the operation started */
   gs__push(&ev);
@@ -210,8 +212,12 @@ static void gs__emit_event(const gs_event *ev, const char *name) {
 }
 
 static void gs__emit_sample(const gs_rec_sample *s) {
-  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES];
+  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES_2_1];
   gs__put(rec, gs__tracefmt_put_sample(rec, sizeof(rec), s), GS_REC_SAMPLE, s->t);
+}
+
+static void gs__emit_interned(const uint8_t *rec, size_t n, void *arg) {
+  gs__put(rec, n, GS_REC_STRING, 0);
 }
 
 /* SITE records for every node that became ready, in id order, each once. */
@@ -256,9 +262,25 @@ static void gs__add(gs_rec_sample *s, unsigned cat, unsigned kind, uint64_t n, b
 
 static void gs__window_note(gs__dev *d, uint64_t t) {
   d->live.t = t;
+  d->live.without = d->live.total + d->expand;
+  uint64_t w = d->in_window && d->best.without > d->live.without ? d->best.without : d->live.without;
   /* Ties go to the later state: a recategorization at the same total is news to keep. */
   if (!d->in_window || d->live.total >= d->best.total) d->best = d->live;
+  d->best.without = w;
   d->in_window = true;
+}
+
+/* The curve without gactshim: a compressed tensor would have held its full size (COMPRESS adds
+ * full − held until its RELEASE takes it back). */
+static void gs__apply_saved(const gs_event *ev) {
+  gs__dev *d = gs__dev_of(ev->device);
+  if (ev->kind == GS_SAVED_COMPRESS && ev->a > ev->b) d->expand += ev->a - ev->b;
+  else if (ev->kind == GS_SAVED_RELEASE && ev->cat2 && ev->b > ev->a)
+    d->expand = d->expand > ev->b - ev->a ? d->expand - (ev->b - ev->a) : 0;
+  else return;
+  /* A SAVED record's time is when the operation began, before the allocation it made: never move
+   * the device's clock back (the peak's time decides what the report replays up to it). */
+  gs__window_note(d, ev->t > d->live.t ? ev->t : d->live.t);
 }
 
 static void gs__apply(const gs_event *ev) {
@@ -329,6 +351,9 @@ static void gs__process(const gs_event *ev) {
     case GS_REC_ITER:
       gs__close_window(ev->t);
       break;
+    case GS_REC_SAVED:
+      gs__apply_saved(ev);
+      break;
     case GS_REC_KERNEL:
       gs__emit_event(ev, gs__cupti_name((uint32_t)ev->c));
       return;
@@ -345,6 +370,7 @@ static size_t gs__round(gs_event *batch) {
   do {
     n = gs__ring_pop(&gs__r.ring, batch, GS_BATCH);
     gs__emit_sites(); /* before the events that name them */
+    gs__intern_emit(gs__emit_interned, NULL);
     for (size_t i = 0; i < n; i++) gs__process(&batch[i]);
     total += n;
   } while (n == GS_BATCH);
@@ -454,7 +480,7 @@ int gs__trace_stop(void) {
 int gs__trace_snapshot(uint8_t **out, size_t *len) {
   if (gs__state() != GS_ST_RUNNING) return -ENOTCONN;
   /* Two samples per device slot, then DROP and END: every active device fits. */
-  uint8_t tail[GS_DEVICE_SLOTS * 2 * (GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES) +
+  uint8_t tail[GS_DEVICE_SLOTS * 2 * (GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES_2_1) +
                2 * GS_REC_HDR_BYTES + GS_FMT_DROP_BYTES + GS_FMT_END_BYTES];
   size_t n = 0;
   uint64_t now = gs__now_ns();
@@ -503,6 +529,7 @@ void gs__trace_atfork_child(void) {
   gs__trace_orphaned.mods = gs__r.mods; /* kept for the same reason */
   memset(&gs__r.mods, 0, sizeof(gs__r.mods));
   gs__r.sites_emitted = 0;
+  gs__intern_atfork_child();
   gs__cupti_atfork_child();
   /* Record again only if the template names the process (expanded again for the child's pid).
    * Otherwise the child stays unrecorded and starts no writer thread: a thread started after

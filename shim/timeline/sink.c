@@ -67,9 +67,7 @@ int gs__sink_open(gs_sink *s, const char *path, uint64_t max_bytes, size_t mem_b
 typedef struct gs__merge {
   bool has;
   unsigned count;
-  gs_rec_sample best;
-  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES]; /* the best sample's record, as it was */
-  size_t rec_n;
+  gs_rec_sample best;     /* the group's largest total, with the group's largest `without` */
 } gs__merge;
 
 /* Per device (and the host): the group of samples being merged. */
@@ -78,21 +76,21 @@ typedef struct gs__merge {
 static int gs__merge_sample(gs__merge *m, const gs_rec *r, unsigned shift, gs_buf *out,
                             uint64_t *merged) {
   gs_rec_sample smp;
-  /* Only the sink's own records come here, all of the 2.0 size; anything else passes as is. */
-  if (gs__tracefmt_get_sample(r, &smp) != 0 || r->len != GS_FMT_SAMPLE_BYTES)
+  /* Only the sink's own records come here, all of the 2.1 size; anything else passes as is. */
+  if (gs__tracefmt_get_sample(r, &smp) != 0 || r->len != GS_FMT_SAMPLE_BYTES_2_1)
     return gs__buf_put(out, r->payload - GS_REC_HDR_BYTES, r->len + GS_REC_HDR_BYTES);
   gs__merge *g = &m[(unsigned)smp.device % GS_SINK_DEVS];
-  if (!g->has || smp.total > g->best.total) {
-    g->best = smp;
-    g->rec_n = r->len + GS_REC_HDR_BYTES;
-    memcpy(g->rec, r->payload - GS_REC_HDR_BYTES, g->rec_n);
-  }
+  /* Both curves stay max-preserving: the largest total, and the largest `without`. */
+  uint64_t without = g->has && g->best.without > smp.without ? g->best.without : smp.without;
+  if (!g->has || smp.total > g->best.total) g->best = smp;
+  g->best.without = without;
   if (g->has) (*merged)++;
   g->has = true;
   if (++g->count < (1u << shift)) return 0;
   g->has = false;
   g->count = 0;
-  return gs__buf_put(out, g->rec, g->rec_n);
+  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES_2_1];
+  return gs__buf_put(out, rec, gs__tracefmt_put_sample(rec, sizeof(rec), &g->best));
 }
 
 /* Merged samples make finer iteration bands meaningless: keep every 2^shift-th boundary. */
@@ -130,8 +128,9 @@ int gs__sink_compact(const uint8_t *in, size_t len, unsigned shift, size_t cut, 
       rc = gs__buf_put(out, raw, r.len + GS_REC_HDR_BYTES);
     }
   }
+  uint8_t rec[GS_REC_HDR_BYTES + GS_FMT_SAMPLE_BYTES_2_1];
   for (unsigned d = 0; rc == 0 && d < GS_SINK_DEVS; d++)
-    if (m[d].has) rc = gs__buf_put(out, m[d].rec, m[d].rec_n);
+    if (m[d].has) rc = gs__buf_put(out, rec, gs__tracefmt_put_sample(rec, sizeof(rec), &m[d].best));
   /* No detail kept at all: it is complete only from now on. */
   if (*detail_dropped && !*first_t) *first_t = last_t + 1;
   free(m);

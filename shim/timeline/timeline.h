@@ -63,8 +63,15 @@ void gs__trace_atfork_child(void);
 void gs__trace_alloc(uint64_t key, const gs_alloc_record *rec);
 void gs__trace_free(uint64_t key, const gs_alloc_record *rec);
 void gs__trace_recat(uint64_t key, const gs_alloc_record *rec, gs_category to);
+/* Which saved tensor an operation is about (NULL: unknown): its attribution (gs__trace_attr), its
+ * pack's serial number (pairs a pack with its unpack and release) and GS_SAVED_F_* flags. */
+typedef struct gs_trace_saved_id {
+  uint32_t attr;
+  uint16_t flags;
+  uint64_t serial;
+} gs_trace_saved_id;
 void gs__trace_saved(gs_saved_op op, uint64_t bytes_before, uint64_t bytes_after, unsigned bits,
-                     uint64_t dur_ns, int device);
+                     uint64_t dur_ns, int device, const gs_trace_saved_id *id);
 void gs__trace_iteration(uint64_t n);
 /* One saved tensor's decision in a completed iteration (policy/policy.h), and what the next
  * iteration of its shape gives it. Emitted only when an iteration's plan changed. */
@@ -82,6 +89,18 @@ void gs__trace_decision(const gs_trace_decision *d);
 void gs__trace_carve(int device, gs_category cat, uint64_t bytes, bool add);
 void gs__trace_oom(uint64_t size, int device, int result);
 void gs__trace_kernel(uint32_t name_id, uint64_t start_ns, uint64_t end_ns, int device);
+
+/* Interned strings and attributions (intern.c): the id of a string (cut at 512 bytes) or of an
+ * attribution (key's id and t are ignored), each written once as a STRING / ATTR record before
+ * the events that name it. 0 when the tables are full or memory ran out (then: unattributed).
+ * Any thread; they take a short lock. */
+uint32_t gs__trace_intern(const char *s, size_t n);
+uint32_t gs__trace_attr(const gs_rec_attr *key);
+/* Writer thread: hands each entry not yet written, encoded (n bytes), to cb. */
+typedef void (*gs_intern_cb)(const uint8_t *rec, size_t n, void *arg);
+void gs__intern_emit(gs_intern_cb cb, void *arg);
+/* In the fork child: a fresh lock, and every entry is written again into the child's file. */
+void gs__intern_atfork_child(void);
 
 /* A call-site id for an allocation of size bytes (0 below the size threshold or when off). */
 uint32_t gs__trace_site(uint64_t size);

@@ -38,6 +38,12 @@ def check(cond, msg):
 
 def run_child(args, env=None, timeout=600):
     """Runs `python3 args...` under the same LD_PRELOAD with extra env; returns (stdout, stats)."""
+    p, stats = run_child_full(args, env, timeout)
+    return p.stdout, stats
+
+
+def run_child_full(args, env=None, timeout=600):
+    """run_child, returning the finished process (stdout, stderr) and the stats."""
     e = dict(os.environ)
     e.update(env or {})
     fd, path = tempfile.mkstemp(prefix="gs-stats-", suffix=".json")
@@ -55,7 +61,7 @@ def run_child(args, env=None, timeout=600):
         with open(path) as f:
             stats = json.load(f)
         os.unlink(path)
-    return p.stdout, stats
+    return p, stats
 
 
 def last_json(stdout):

@@ -114,16 +114,18 @@ START_TEST(event_golden_bytes) {
 }
 END_TEST
 
-/* The SAMPLE layout's fixed slots: by_cat[i] at 24 + 8i, by_kind[i] at 56 + 8i, 120 bytes. */
+/* The SAMPLE layout's fixed slots: by_cat[i] at 24 + 8i, by_kind[i] at 56 + 8i, `without` at
+ * 120 (2.1), 128 bytes. */
 START_TEST(sample_layout) {
-  gs_rec_sample s = {.t = 1, .device = 32, .total = 2};
+  gs_rec_sample s = {.t = 1, .device = 32, .total = 2, .without = 0x0102030405060708ull};
   for (unsigned i = 0; i < GS_FMT_SAMPLE_CATS; i++) s.by_cat[i] = 0x10 + i;
   for (unsigned i = 0; i < GS_FMT_SAMPLE_KINDS; i++) s.by_kind[i] = 0x20 + i;
   uint8_t rec[256];
-  ck_assert_uint_eq(gs__tracefmt_put_sample(rec, sizeof(rec), &s), 8 + 120);
+  ck_assert_uint_eq(gs__tracefmt_put_sample(rec, sizeof(rec), &s), 8 + 128);
   const uint8_t *p = rec + 8;
   ck_assert_uint_eq(rec[0], 10);
-  ck_assert_uint_eq(rec[2], 128);
+  ck_assert_uint_eq(rec[2], 136);
+  for (unsigned i = 0; i < 8; i++) ck_assert_uint_eq(p[120 + i], 8 - i);
   ck_assert_uint_eq(p[0], 1);
   ck_assert_uint_eq(p[8], 32);
   ck_assert_uint_eq(p[16], 2);
@@ -279,6 +281,48 @@ START_TEST(encoders_refuse_small_buffers) {
   uint8_t *huge = malloc(sizeof(big) + 64);
   ck_assert_uint_eq(gs__tracefmt_put_module(huge, sizeof(big) + 64, &a_module, big, sizeof(big)), 0);
   free(huge); /* a record's length is a u16 */
+}
+END_TEST
+
+/* STRING (2.1): u64 t, u32 id, 4 reserved, then the bytes. ATTR: u64 t, then six u32. */
+START_TEST(string_and_attr_layout) {
+  uint8_t rec[128];
+  ck_assert_uint_eq(gs__tracefmt_put_string(rec, sizeof(rec), 0x11, 0x01020304, "ab.c", 4), 8 + 16 + 4);
+  ck_assert_uint_eq(rec[0], 14);
+  ck_assert_uint_eq(rec[8], 0x11);
+  ck_assert_uint_eq(rec[16], 4);
+  ck_assert_uint_eq(rec[19], 1);
+  ck_assert_int_eq(memcmp(rec + 24, "ab.c", 4), 0);
+  gs_rec r = {.type = 14, .payload = rec + 8, .len = 20};
+  uint32_t id;
+  const uint8_t *str;
+  size_t n;
+  ck_assert_int_eq(gs__tracefmt_get_string(&r, &id, &str, &n), 0);
+  ck_assert_uint_eq(id, 0x01020304);
+  ck_assert_uint_eq(n, 4);
+  gs_rec_attr a = {.t = 9, .id = 1, .module = 2, .node = 3, .file = 4, .line = 5, .function = 6}, b;
+  ck_assert_uint_eq(gs__tracefmt_put_attr(rec, sizeof(rec), &a), 8 + 32);
+  ck_assert_uint_eq(rec[0], 15);
+  for (unsigned i = 0; i < 6; i++) ck_assert_uint_eq(rec[16 + 4 * i], i + 1);
+  r = (gs_rec){.type = 15, .payload = rec + 8, .len = 32};
+  ck_assert_int_eq(gs__tracefmt_get_attr(&r, &b), 0);
+  ck_assert_uint_eq(b.t, 9);
+  ck_assert_uint_eq(b.line, 5);
+  ck_assert_uint_eq(b.function, 6);
+  r.len = 31; /* shorter than its size: refused */
+  ck_assert_int_eq(gs__tracefmt_get_attr(&r, &b), -EBADMSG);
+}
+END_TEST
+
+/* A 2.0 SAMPLE (120 bytes, no `without`) still reads, with `without` 0. */
+START_TEST(sample_2_0_reads) {
+  gs_rec_sample s = {.t = 1, .device = 0, .total = 77, .without = 99}, back;
+  uint8_t rec[256];
+  gs__tracefmt_put_sample(rec, sizeof(rec), &s);
+  gs_rec r = {.type = GS_REC_SAMPLE, .payload = rec + 8, .len = GS_FMT_SAMPLE_BYTES};
+  ck_assert_int_eq(gs__tracefmt_get_sample(&r, &back), 0);
+  ck_assert_uint_eq(back.total, 77);
+  ck_assert_uint_eq(back.without, 0);
 }
 END_TEST
 
@@ -466,6 +510,8 @@ static Suite *format_suite(void) {
   tcase_add_test(tc, decoders_check_the_type);
   tcase_add_test(tc, encoders_refuse_small_buffers);
   tcase_add_test(tc, newer_minor_is_read);
+  tcase_add_test(tc, string_and_attr_layout);
+  tcase_add_test(tc, sample_2_0_reads);
   tcase_add_test(tc, version_1_refused);
   tcase_add_test(tc, newer_major_refused);
   tcase_add_test(tc, bad_headers);

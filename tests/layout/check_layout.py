@@ -22,7 +22,7 @@ ROOMS = {
     "init": ("shim", {"base", "registry", "interpose", "timeline", "engine", "format", "policy"}),
     "kernels": ("kernels", set()),
     "policy": ("policy", set()),
-    "tools": ("tools", {"format", "base"}),
+    "tools": ("tools", {"format", "base", "policy"}),
 }
 PUBLIC = {"gactshim.h"}
 HEADERS = {"init": [], "kernels": ["codec_core.h", "kernels.h"], "tools": ["report.h"]}

@@ -156,7 +156,7 @@ static uint64_t record_run(const char *path, uint64_t max_bytes, int iters) {
     for (int l = 0; l < 20; l++) {
       gs_alloc_record r = {.size = (uint64_t)(l + 1 + it % 3) << 12, .device = 0, .category = GS_CAT_ACTIVATION};
       gs__trace_alloc(0x1000 + (uint64_t)l, &r);
-      gs__trace_saved(GS_SAVED_COMPRESS, r.size * 8, r.size, 4, 1000, 0);
+      gs__trace_saved(GS_SAVED_COMPRESS, r.size * 8, r.size, 4, 1000, 0, NULL);
       live += r.size;
       if (live > peak) peak = live;
     }
@@ -508,7 +508,7 @@ static void *hook_worker(void *arg) {
   for (int i = 0; i < 20000; i++) {
     gs_alloc_record r = {.size = 4096 + (uint64_t)(i % 64) * 4096, .device = 0, .category = GS_CAT_ACTIVATION};
     gs__trace_alloc(base + (uint64_t)i, &r);
-    gs__trace_saved(GS_SAVED_PACK, r.size, r.size, 32, 10, 0);
+    gs__trace_saved(GS_SAVED_PACK, r.size, r.size, 32, 10, 0, NULL);
     gs__trace_free(base + (uint64_t)i, &r);
     if (i % 5000 == 0) gs__trace_iteration((uint64_t)i);
   }

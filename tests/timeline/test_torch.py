@@ -1,6 +1,8 @@
-"""test_torch.py: the timeline under LD_PRELOAD in CPU training with Debian's torch: the report's peak
+"""test_torch.py: the timeline under LD_PRELOAD in CPU training with the venv's torch: the report's peak
 equals the stats JSON's, compression shrinks activation bytes at the peak versus GACTSHIM_POLICY=off,
-Perfetto JSON has the counter tracks, %r/%p paths and fork, and attach while it trains.
+saved tensors are attributed to their nn.Module, node and line, the what-if replay predicts a real
+run, --vs compares two runs, Perfetto JSON has the counter tracks, %r/%p paths and fork, and attach
+while it trains.
 GS_SHIM names the shim, GS_REPORT gactshim-report (meson sets both)."""
 import json
 import os
@@ -47,9 +49,10 @@ def peak_of(text):
     return int(m.group(1)), cats
 
 
-def run(policy):
-    trace, stats = os.path.join(TMP, policy + ".trace"), os.path.join(TMP, policy + ".json")
-    train(6, GACTSHIM_TRACE=trace, GACTSHIM_STATS=stats, GACTSHIM_POLICY=policy)
+def run(policy, **kw):
+    name = policy + "".join("-%s" % v for v in kw.values())
+    trace, stats = os.path.join(TMP, name + ".trace"), os.path.join(TMP, name + ".json")
+    train(6, GACTSHIM_TRACE=trace, GACTSHIM_STATS=stats, GACTSHIM_POLICY=policy, **kw)
     text = report(trace)
     peak, cats = peak_of(text)
     want = json.load(open(stats))["live_bytes_peak"]
@@ -70,6 +73,62 @@ def test_peak_and_saved_bytes(fixed):
     assert saved * 3 < saved_off, (cats, cats_off)
     print("peak %d = stats; saved-tensor bytes at the peak %d with the shim vs %d with POLICY=off"
           % (peak, saved, saved_off))
+
+
+@pytest.fixture(scope="module")
+def off():
+    return run("off")
+
+
+def test_attribution(fixed):
+    # train_small.py: model = Sequential(Linear, GELU, Linear, GELU, Linear) at module level, called
+    # from step(): each layer's saved tensors are named by path, node and the line in step().
+    text = report(fixed[0])
+    assert "of saved tensors (host)" in text and "rank -1" not in text, text
+    layers = dict(re.findall(r"^\s+\S+ \S+\s+\S+ \S+\s+\S+\s+\S+ \S+\s+[\d.]+\s+\d+\s+(\S+)\s+(.*)$",
+                             text.split("saved tensors by layer")[1].split("what-if")[0], re.M))
+    assert {"model.0", "model.1", "model.2", "model.3", "model.4"} <= set(layers), layers
+    assert layers["model.1"].startswith("GeluBackward0") and "train_small.py:20 step" in layers["model.1"], layers
+    assert layers["model.2"].startswith("AddmmBackward0"), layers
+    # The C call-site tree is for allocations outside autograd: no pack-hook stacks any more.
+    assert "call_pack_hook" not in text, text
+    print("attribution: %s" % {k: v.split()[0] for k, v in sorted(layers.items())})
+
+
+def test_counterfactual(fixed, off):
+    # The curve without gactshim of a compressing run against the real run with POLICY=off.
+    text = report(fixed[0])
+    m = re.search(r"^without gactshim: .* \((\d+) bytes\): ([\d.]+)x lower", text, re.M)
+    assert m, text
+    without, peak_off = int(m.group(1)), off[1]
+    # Views of one storage count once in a real run but once per saved view here: an upper bound.
+    assert peak_off <= without <= peak_off * 1.25, (without, peak_off)
+    print("without gactshim %d bytes (%.1fx the peak); POLICY=off measured %d" % (without, float(m.group(2)), peak_off))
+
+
+def test_whatif_predicts_a_real_run(off):
+    # From the POLICY=off run, the replay predicts the peak at 2 bits for every compressible tensor;
+    # a real run at GACTSHIM_BITS=2 GACTSHIM_SELECT=all must land within 5 % of it.
+    text = report(off[0])
+    pred = re.search(r"^  2 bits, all\s+([\d.]+) (\w+)", text, re.M)
+    unit = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+    predicted = float(pred.group(1)) * unit[pred.group(2)]
+    _, real, _ = run("fixed", GACTSHIM_BITS=2, GACTSHIM_SELECT="all")
+    assert abs(real - predicted) <= 0.05 * real, (predicted, real, text)
+    print("what-if: 2 bits, all predicted %.0f bytes from the POLICY=off run; measured %d (%.2f%%)"
+          % (predicted, real, 100.0 * (predicted - real) / real))
+
+
+def test_vs(fixed, off):
+    text = report(fixed[0], "--vs", off[0])
+    row = [l for l in text.splitlines() if l.startswith("-  ")]
+    assert len(row) == 1 and fixed[0] in row[0] and off[0] in row[0], text
+    assert re.search(r"->.*\|.*->.*model\.2$", text, re.M), text
+    html = os.path.join(TMP, "vs.html")
+    report("--html", html, fixed[0], "--vs", off[0])
+    page = open(html).read()
+    assert '<svg class="vs"' in page and 'class="vs-a"' in page and 'class="vs-b"' in page
+    print("--vs: %s" % row[0])
 
 
 def test_perfetto(fixed):

@@ -9,9 +9,11 @@
 /* Usage: trace-demo PATH ITERATIONS [SLEEP_MS] — PATH may be "-" for memory only (attach). It
  * allocates parameters once (as "other": the shim does not tell them apart from the rest of the
  * allocator's memory), then each iteration activations that are "saved" (half compressed 4x),
- * a temporary, and frees those after a backward. Prints the true peak on stdout. */
+ * a temporary, and frees those after a backward. Saved tensors carry attributions (model.layers.N).
+ * Prints the true peak and the true peak without compression on stdout. */
 
-static uint64_t live, peak;
+static uint64_t live, peak, expand, peak_without;
+static uint32_t layer_attr[32]; /* each layer's attribution (module, node, line) */
 
 static void demo_alloc(uint64_t key, uint64_t size, int dev, gs_category cat) {
   gs_alloc_record r = {.size = size, .device = (int16_t)dev, .kind = GS_KIND_DEVICE, .category = (uint8_t)cat,
@@ -19,6 +21,7 @@ static void demo_alloc(uint64_t key, uint64_t size, int dev, gs_category cat) {
   gs__trace_alloc(key, &r);
   live += size;
   if (live > peak) peak = live;
+  if (live + expand > peak_without) peak_without = live + expand;
 }
 
 static void demo_free(uint64_t key, uint64_t size, int dev, gs_category cat) {
@@ -28,10 +31,28 @@ static void demo_free(uint64_t key, uint64_t size, int dev, gs_category cat) {
 }
 
 /* Separate functions so the call sites differ. */
-__attribute__((noinline)) static void forward_layer(uint64_t key, uint64_t size, bool compress) {
+/* Layer l is "model.layers.<l>", saved by GeluBackward0 (odd, compressed 4x) or AddmmBackward0. */
+static void make_attributions(void) {
+  char name[64];
+  uint32_t file = gs__trace_intern("demo/model.py", 13), fn = gs__trace_intern("Layer.forward", 13);
+  for (unsigned l = 0; l < 32; l++) {
+    snprintf(name, sizeof(name), "model.layers.%u", l);
+    const char *node = l % 2 ? "GeluBackward0" : "AddmmBackward0";
+    gs_rec_attr a = {.module = gs__trace_intern(name, strlen(name)), .node = gs__trace_intern(node, strlen(node)),
+                     .file = file, .line = 10 + l, .function = fn};
+    layer_attr[l] = gs__trace_attr(&a);
+  }
+}
+
+static uint64_t serial;
+
+__attribute__((noinline)) static uint64_t forward_layer(uint64_t key, uint64_t size, unsigned l, bool compress) {
+  gs_trace_saved_id id = {.attr = layer_attr[l], .serial = ++serial, .flags = GS_SAVED_F_CANDIDATE | (4u << GS_SAVED_F_ELEM_SHIFT)};
+  if (compress) expand += 3 * size; /* it would have held 4x its bytes */
   demo_alloc(key, size, 0, compress ? GS_CAT_COMPRESSED : GS_CAT_ACTIVATION);
   gs__trace_saved(compress ? GS_SAVED_COMPRESS : GS_SAVED_PACK, compress ? size * 4 : size, size,
-                  compress ? 4 : 32, 20000, 0);
+                  compress ? 4 : 0, 100, 0, &id); /* a short "duration": its slice starts before the push */
+  return id.serial;
 }
 
 __attribute__((noinline)) static void make_parameters(int n) {
@@ -49,21 +70,28 @@ int main(int argc, char **argv) {
   int sleep_ms = argc > 3 ? atoi(argv[3]) : 0;
   if (gs__trace_configure(&o) != 0) return 1;
   make_parameters(8);
+  make_attributions();
+  uint64_t serials[32];
   for (int it = 0; it < iters; it++) {
     gs__trace_iteration((uint64_t)it);
     int layers = 16 + (it % 5);
-    for (int l = 0; l < layers; l++) forward_layer(0x100000 + (uint64_t)l, (uint64_t)(l + 1) << 16, l % 2);
+    for (int l = 0; l < layers; l++)
+      serials[l] = forward_layer(0x100000 + (uint64_t)l, (uint64_t)(l + 1) << 16, (unsigned)l, l % 2);
     demo_alloc(0x9000, 3u << 20, 0, GS_CAT_OTHER);
     demo_free(0x9000, 3u << 20, 0, GS_CAT_OTHER);
     for (int l = layers; l-- > 0;) {
-      gs__trace_saved(l % 2 ? GS_SAVED_DECOMPRESS : GS_SAVED_UNPACK, (uint64_t)(l + 1) << 16,
-                      (uint64_t)(l + 1) << (l % 2 ? 18 : 16), 4, 15000, 0);
-      demo_free(0x100000 + (uint64_t)l, (uint64_t)(l + 1) << 16, 0, l % 2 ? GS_CAT_COMPRESSED : GS_CAT_ACTIVATION);
+      uint64_t size = (uint64_t)(l + 1) << 16;
+      gs_trace_saved_id id = {.attr = layer_attr[l], .serial = serials[l]};
+      gs__trace_saved(l % 2 ? GS_SAVED_DECOMPRESS : GS_SAVED_UNPACK, size, l % 2 ? size * 4 : size,
+                      l % 2 ? 4 : 0, 100, 0, &id);
+      gs__trace_saved(GS_SAVED_RELEASE, size, l % 2 ? size * 4 : size, l % 2 ? 4 : 0, 0, 0, &id);
+      demo_free(0x100000 + (uint64_t)l, size, 0, l % 2 ? GS_CAT_COMPRESSED : GS_CAT_ACTIVATION);
+      if (l % 2) expand -= 3 * size;
     }
     if (it == iters / 2) gs__trace_oom(1ull << 34, 0, 2);
     if (sleep_ms) usleep((useconds_t)sleep_ms * 1000);
   }
   int rc = gs__trace_stop();
-  printf("%llu\n", (unsigned long long)peak);
+  printf("%llu %llu\n", (unsigned long long)peak, (unsigned long long)peak_without);
   return rc == 0 ? 0 : 1;
 }

@@ -70,6 +70,79 @@ def _gs_install(torch, here):
     shim.install(torch)
     _gs_threads(shim)
     _gs_probes(shim, here)
+    _gs_modules(shim, torch, here)
+
+
+def _gs_root_name(mod, torch_dir, here):
+    # The variable the caller holds the root module in ("model"), else its class name.
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename.startswith(torch_dir)
+                                 or frame.f_code.co_filename.startswith(here)):
+        frame = frame.f_back
+    if frame is not None:
+        for scope in (frame.f_locals, frame.f_globals):
+            for name, value in list(scope.items()):
+                if value is mod and name != "self" and not name.startswith("_"):
+                    return name
+    return type(mod).__name__
+
+
+def _gs_child_name(parent, mod):
+    for name, child in parent._modules.items():
+        if child is mod:
+            return name
+    for name, child in parent.named_modules():
+        if child is mod and name:
+            return name
+    return None
+
+
+def _gs_modules(shim, torch, here):
+    # nn.Module paths for the trace's attributions: global forward hooks keep a per-thread stack
+    # in the shim (module_enter/module_exit); each module's path is named and interned once.
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+    if not shim.attrib_setup(torch_dir):
+        return  # no trace file, or GACTSHIM_ATTRIBUTION=0
+    import threading
+    import weakref
+    from torch.nn.modules import module as nn_module
+    ids, local = weakref.WeakKeyDictionary(), threading.local()
+    enter, leave, intern = shim.module_enter, shim.module_exit, shim.intern
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
+
+    def name_of(mod, stack):
+        child = None
+        if stack:
+            parent, path = stack[-1]
+            child = _gs_child_name(parent, mod)
+        return path + "." + child if child else _gs_root_name(mod, torch_dir, here)
+
+    def pre(mod, args):
+        if compiling():
+            return
+        stack = getattr(local, "stack", None)
+        if stack is None:
+            stack = local.stack = []
+        entry = ids.get(mod)
+        if entry is None:
+            path = name_of(mod, stack)
+            entry = ids[mod] = (path, intern(path))
+        stack.append((mod, entry[0]))
+        enter(entry[1])
+
+    def post(mod, args, out):
+        if compiling():
+            return
+        stack = getattr(local, "stack", None)
+        if stack and stack[-1][0] is mod:
+            stack.pop()
+            leave()
+
+    nn_module.register_module_forward_pre_hook(pre)
+    try:
+        nn_module.register_module_forward_hook(post, always_call=True)
+    except TypeError:  # before 2.1: no always_call (an exception inside forward unbalances it)
+        nn_module.register_module_forward_hook(post)
 
 
 def _gs_probes(shim, here):
