@@ -27,13 +27,14 @@ def _gs_chain_sitecustomize():
         if spec is not None and spec.loader is not None:
             break
     else:
-        return
+        return False
     module = type(sys)("sitecustomize")
     module.__spec__ = spec
     module.__file__ = spec.origin
     module.__loader__ = spec.loader
     sys.modules["sitecustomize"] = module  # what `import sitecustomize` would have given
     spec.loader.exec_module(module)
+    return True
 
 
 def _gs_warn(what, err):
@@ -124,8 +125,9 @@ class _GsTorchFinder:
 def _gs_main():
     here = os.path.dirname(os.path.abspath(__file__))
     _gs_restore_paths(here)
+    chained = False
     try:
-        _gs_chain_sitecustomize()
+        chained = _gs_chain_sitecustomize()
     finally:
         if "torch" in sys.modules:  # the chained sitecustomize imported it already
             try:
@@ -134,7 +136,11 @@ def _gs_main():
                 _gs_warn("could not install the torch hooks", err)
         else:
             sys.meta_path.insert(0, _GsTorchFinder(here))
+    return chained
 
 
-_gs_main()
-del _gs_main
+if not _gs_main():
+    # No sitecustomize was shadowed (a venv, pyenv): without the shim `import sitecustomize`
+    # would have failed, so it fails now too. site.py ignores this ImportError, the import
+    # system drops this module from sys.modules, and the finder above stays in sys.meta_path.
+    raise ImportError("no sitecustomize beside gactshim's", name="sitecustomize")
