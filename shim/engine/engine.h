@@ -138,6 +138,8 @@ typedef struct gs_torch {
   PyObject *kw_alpha[4];   /* {"alpha": smallest positive step that survives in dtype i} */
   PyObject *strided;       /* torch.strided */
   PyObject *push_hooks;    /* torch._C._autograd._push_saved_tensors_default_hooks */
+  PyObject *pop_hooks;     /* torch._C._autograd._pop_saved_tensors_default_hooks, or NULL */
+  PyObject *top_hooks;     /* torch._C._autograd._top_saved_tensors_default_hooks, or NULL */
   PyObject *raw_stream;    /* torch._C._cuda_getCurrentRawStream, or NULL */
   PyObject *current_stream;/* torch.cuda.current_stream, or NULL */
   PyObject *get_device;    /* torch._C._cuda_getDevice, or NULL */
@@ -338,6 +340,17 @@ void gs__probe_set(PyObject *probe, PyObject *collect);
 int gs__probe_tensor(PyObject *t, uint32_t k);
 /* Hands the finished probes to the plan (gs__plan_note_probe). */
 void gs__probe_collect(void);
+
+
+/* ---- beside PyTorch's other saved-tensor hooks (compose.c) ------------------------------- */
+
+/* Pops the shim's hooks (pack is its pack function) when they top this thread's stack, counting
+ * an unseen "disabled" region: *popped says whether it did. 0, or -1 with a Python error set. */
+int gs__hooks_suspend(PyObject *pack, bool *popped);
+/* Whether this thread's hooks were suspended, clearing the mark. */
+bool gs__hooks_take_suspended(void);
+/* Counts a region hidden by hooks pushed above the shim's (a checkpoint's, or the user's). */
+int gs__hooks_note_push(PyObject *pack);
 
 
 /* ---- activation in Python processes with only LD_PRELOAD (python.c) ---------------------- */

@@ -70,17 +70,20 @@ def _gs_install(torch, here):
     sys.modules["_gactshim"] = shim
     shim.install(torch)
     _gs_threads(shim)
-    _gs_probes(shim, here)
-
-
-def _gs_probes(shim, here):
-    # The adaptive and budget policies' sensitivity probes (gactshim_probe.py), loaded by path:
-    # this directory is no longer on sys.path, and the module is not the user's to import.
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("_gactshim_probe", os.path.join(here, "gactshim_probe.py"))
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    _gs_helper(here, "gactshim_compose").install(torch, shim)
+    probe = _gs_helper(here, "gactshim_probe")
     shim.set_probe((probe.probe, probe.collect))
+
+
+def _gs_helper(here, name):
+    # The bootstrap's other modules (gactshim_compose.py: beside PyTorch's other hooks;
+    # gactshim_probe.py: the adaptive and budget policies' sensitivity probes), loaded by path:
+    # this directory is no longer on sys.path, and they are not the user's to import.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_" + name, os.path.join(here, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class _GsTorchFinder:
