@@ -173,7 +173,6 @@ typedef enum gs_skip_reason {
   GS_SKIP_CAPTURE,    /* its stream was capturing a CUDA graph: kept rather than launch into it */
   GS_SKIP_SUBCLASS,   /* a tensor subclass (DTensor, Float8, NF4…): its data is not the outer tensor */
   GS_SKIP_DEVICE,     /* on a device other than the CPU and CUDA (XPU, MPS, HPU…) */
-  GS_SKIP_SENSITIVE,  /* what its backward needs exact (SDPA's logsumexp) */
   GS_SKIP__COUNT
 } gs_skip_reason;
 

@@ -21,7 +21,7 @@ static const char *const gs__skip_names[GS_SKIP__COUNT] = {
   [GS_SKIP_PARAM] = "param",       [GS_SKIP_SMALL] = "small",   [GS_SKIP_DTYPE] = "dtype",
   [GS_SKIP_DUPLICATE] = "duplicate", [GS_SKIP_POLICY] = "policy", [GS_SKIP_LAYOUT] = "layout",
   [GS_SKIP_NONFINITE] = "nonfinite", [GS_SKIP_ERROR] = "error", [GS_SKIP_CAPTURE] = "capture",
-  [GS_SKIP_SUBCLASS] = "subclass", [GS_SKIP_DEVICE] = "device", [GS_SKIP_SENSITIVE] = "sensitive",
+  [GS_SKIP_SUBCLASS] = "subclass", [GS_SKIP_DEVICE] = "device",
 };
 
 static const char *const gs__unseen_names[GS_UNSEEN__COUNT] = {

@@ -126,7 +126,8 @@ PyObject *gs__py_none(void);
 #define GS__TORCH_NAMES(X)                                                                     \
   X(requires_grad) X(is_leaf) X(_base) X(dtype) X(layout) X(is_cuda) X(is_meta) X(shape)       \
   X(stride) X(data_ptr) X(_version) X(grad_fn) X(new_empty) X(new_empty_strided) X(detach)     \
-  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__) X(gt) X(add_)
+  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__) X(gt) X(add_)  \
+  X(next_functions) X(is_cpu) X(copy_)
 
 #define GS__TORCH_NAME_MEMBER(n) PyObject *s_##n;
 
@@ -137,6 +138,8 @@ typedef struct gs_torch {
   PyObject *kw_uint8;      /* {"dtype": torch.uint8} */
   PyObject *kw_alpha[4];   /* {"alpha": smallest positive step that survives in dtype i} */
   PyObject *strided;       /* torch.strided */
+  PyObject *tensor_type;   /* torch.Tensor: with Parameter, the types pack reads (not subclasses) */
+  PyObject *param_type;    /* torch.nn.Parameter */
   PyObject *push_hooks;    /* torch._C._autograd._push_saved_tensors_default_hooks */
   PyObject *pop_hooks;     /* torch._C._autograd._pop_saved_tensors_default_hooks, or NULL */
   PyObject *top_hooks;     /* torch._C._autograd._top_saved_tensors_default_hooks, or NULL */
@@ -225,8 +228,12 @@ uint64_t gs__handle_gpu_bytes(gs_category cat);
 /* ---- pack: read the facts (facts.c), decide, encode (encode.c), wrap (handle.c) ----------- */
 
 /* What is known about the op that produced a saved tensor. */
-#define GS_PRODUCER_SENSITIVE 1u /* softmax / log-softmax output */
+#define GS_PRODUCER_SENSITIVE 1u /* softmax / log-softmax output (or one seen through casts, dropout) */
 #define GS_PRODUCER_RELU 2u      /* ReLU output: its backward reads only the sign */
+#define GS_PRODUCER_SDPA 4u      /* scaled_dot_product_attention's output */
+#define GS_PRODUCER_LEAF 8u      /* AccumulateGrad: the node of a leaf that requires grad */
+#define GS_PRODUCER_PASS 16u     /* passes its input's values on: casts, views, dropout */
+#define GS_PRODUCER_CAST 32u     /* a cast or a view: a parameter's copy is still the parameter */
 
 #define GS_FACTS_MAX_DIMS 16
 
@@ -245,6 +252,9 @@ typedef struct gs_tensor_facts {
   bool contiguous;      /* row-major contiguous */
   bool dense;           /* dense and non-overlapping: its memory span is numel elements */
   int device;           /* CUDA device index, or -1 for the CPU */
+  bool subclass;        /* a tensor subclass: nothing below is read */
+  bool other_device;    /* neither the CPU nor CUDA: kept */
+  bool broadcast;       /* a stride-0 dimension of size > 1 (expand): kept */
   uint64_t data_ptr;     /* CPU tensors only (see gs__facts_read) */
   unsigned producer_flags; /* GS_PRODUCER_* */
   PyObject *producer;   /* borrowed: the grad_fn's type, or NULL for leaves */
@@ -304,6 +314,10 @@ PyObject *gs__decompress(gs_handle *h);
 /* The producer type of t's grad_fn (borrowed, cached), its GS_PRODUCER_* flags, and t's
  * output_nr. 0, or -1 with a Python error set. *type is NULL for leaves. */
 int gs__producer(PyObject *t, PyObject **type, unsigned *flags, int64_t *output_nr);
+/* Follows grad_fn node fn through GS_PRODUCER_PASS nodes (a few at most): *found gets
+ * GS_PRODUCER_SENSITIVE when it reaches a softmax, GS_PRODUCER_LEAF when only casts and views lead
+ * to a leaf's AccumulateGrad. 0, or -1 with a Python error set. */
+int gs__producer_chain(PyObject *fn, unsigned *found);
 
 /* ---- the per-iteration plans: identity, lifetimes, probes (plans.c, probe.c) --------- */
 

@@ -73,6 +73,9 @@ int gs__torch_load(PyObject *torch) {
   gs__torch.torch = torch;
   if (gs__load_names() != 0 || gs__load_dtypes(torch) != 0) goto missing;
   gs__torch.strided = gs__lookup(torch, "strided");
+  gs__torch.tensor_type = gs__lookup(torch, "Tensor");
+  gs__torch.param_type = gs__lookup(torch, "nn.Parameter");
+  if (gs__torch.tensor_type == NULL || gs__torch.param_type == NULL) goto missing;
   gs__torch.push_hooks = gs__lookup(torch, "_C._autograd._push_saved_tensors_default_hooks");
   if (gs__torch.strided == NULL || gs__torch.push_hooks == NULL) goto missing;
   /* To step aside where PyTorch disables hooks (compose.c); absent before 2.0: never stepped. */
