@@ -74,11 +74,20 @@ GS_API int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst,
  * -ENOSYS: library built without kernels; -ENODEV: no driver or no current context; -ENOEXEC: the
  * kernels could not be loaded in the current context (tried once per context; gs_gpu_load_status
  * says why); compress: -EBUSY when the stream is capturing a CUDA graph (nothing launched: the
- * caller keeps the tensor). */
+ * caller keeps the tensor); decompress: -EBUSY likewise (the caller cannot restore the tensor on
+ * that stream). A query of the legacy stream (0) while another stream captures in global mode
+ * counts as capturing: a launch there would invalidate that capture. */
 GS_API int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
                            void *stream);
 GS_API int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
                              void *stream);
+/* Makes device's primary context current in the calling thread unless a context of that device
+ * already is: PyTorch's autograd thread may have none at all (pytorch#124565). Call it before
+ * gs_gpu_compress/gs_gpu_decompress on a thread PyTorch may not have prepared. The primary context
+ * is retained once per device and kept. 0, -EINVAL (device out of range), -ENODEV (no driver, or
+ * the device has no primary context), -ENOSYS (built without kernels). */
+GS_API int gs_gpu_use_device(int device);
+
 /* 1 if stream (a CUstream) is capturing a CUDA graph (cuStreamIsCapturing, resolved at run time;
  * no synchronization), 0 if not, -ENODEV without a loaded driver, -ENOSYS without kernels. */
 GS_API int gs_gpu_stream_capturing(void *stream);

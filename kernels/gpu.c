@@ -19,6 +19,10 @@ int gs_gpu_stream_capturing(void *stream) {
   (void)stream;
   return -ENOSYS;
 }
+int gs_gpu_use_device(int device) {
+  (void)device;
+  return -ENOSYS;
+}
 int gs_gpu_load_status(void *ctx, int *curesult) {
   (void)ctx;
   if (curesult != NULL) *curesult = 0;
@@ -37,11 +41,16 @@ typedef struct CUmod_st *CUmodule;
 typedef struct CUfunc_st *CUfunction;
 typedef int CUdevice;
 #define GS__CU_STREAM_CAPTURE_STATUS_NONE 0 /* CUstreamCaptureStatus: 1 active, 2 invalidated */
+/* cuStreamIsCapturing on the legacy stream while another stream captures in global mode: using
+ * the legacy stream now would invalidate that capture, so it is as good as capturing. */
+#define GS__CUDA_ERROR_STREAM_CAPTURE_IMPLICIT 906
 
 extern const unsigned char gs__codec_fatbin[];
 
 typedef struct gs__driver {
   CUresult (*ctx_get_current)(CUcontext *);
+  CUresult (*ctx_set_current)(CUcontext);
+  CUresult (*primary_ctx_retain)(CUcontext *, CUdevice);
   CUresult (*ctx_get_device)(CUdevice *);
   CUresult (*ctx_get_id)(CUcontext, unsigned long long *); /* optional (CUDA >= 12) */
   CUresult (*device_get_attribute)(int *, int, CUdevice);
@@ -81,6 +90,8 @@ static int gs__driver_resolve(void) {
   gs__driver d;
   *(void **)&d.ctx_get_current = dlsym(h, "cuCtxGetCurrent");
   *(void **)&d.ctx_get_device = dlsym(h, "cuCtxGetDevice");
+  *(void **)&d.ctx_set_current = dlsym(h, "cuCtxSetCurrent");
+  *(void **)&d.primary_ctx_retain = dlsym(h, "cuDevicePrimaryCtxRetain");
   *(void **)&d.ctx_get_id = dlsym(h, "cuCtxGetId");
   *(void **)&d.device_get_attribute = dlsym(h, "cuDeviceGetAttribute");
   *(void **)&d.module_load_data = dlsym(h, "cuModuleLoadData");
@@ -88,7 +99,8 @@ static int gs__driver_resolve(void) {
   *(void **)&d.launch_kernel = dlsym(h, "cuLaunchKernel");
   *(void **)&d.stream_is_capturing = dlsym(h, "cuStreamIsCapturing");
   dlclose(h); /* the process keeps its own reference; the symbols stay valid */
-  if (!d.ctx_get_current || !d.ctx_get_device || !d.device_get_attribute ||
+  if (!d.ctx_get_current || !d.ctx_get_device || !d.ctx_set_current || !d.primary_ctx_retain ||
+      !d.device_get_attribute ||
       !d.module_load_data || !d.module_get_function || !d.launch_kernel)
     return -ENODEV;
   gs__drv = d;
@@ -127,7 +139,9 @@ int gs_gpu_stream_capturing(void *stream) {
   if (rc != 0) return rc;
   int status = GS__CU_STREAM_CAPTURE_STATUS_NONE;
   if (gs__drv.stream_is_capturing == NULL) return 0; /* a driver without graphs captures nothing */
-  if (gs__drv.stream_is_capturing(stream, &status) != 0) return -EIO;
+  CUresult r = gs__drv.stream_is_capturing(stream, &status);
+  if (r == GS__CUDA_ERROR_STREAM_CAPTURE_IMPLICIT) return 1;
+  if (r != 0) return -EIO;
   return status != GS__CU_STREAM_CAPTURE_STATUS_NONE; /* active, or invalidated by an error */
 }
 
@@ -147,6 +161,34 @@ static const gs__module *gs__module_find_locked(CUcontext ctx, unsigned long lon
   for (int i = 0; i < gs__nmodules; i++)
     if (gs__modules[i].ctx == ctx && gs__modules[i].ctx_id == id) return &gs__modules[i];
   return NULL;
+}
+
+/* Primary contexts this library retained, by device: retained once each (a retain per call would
+ * grow the driver's reference count without bound). Guarded by gs__gpu_lock. */
+#define GS__MAX_DEVICES 64
+static CUcontext gs__primary[GS__MAX_DEVICES];
+
+int gs_gpu_use_device(int device) {
+  if (device < 0 || device >= GS__MAX_DEVICES) return -EINVAL;
+  pthread_mutex_lock(&gs__gpu_lock);
+  int rc = gs__driver_ready_locked();
+  CUcontext cur = NULL, primary = NULL;
+  CUdevice now = -1;
+  if (rc == 0 && gs__drv.ctx_get_current(&cur) == 0 && cur != NULL &&
+      gs__drv.ctx_get_device(&now) == 0 && now == device)
+    goto done; /* the usual case: autograd's device guard made it current */
+  /* A cold thread (PyTorch's autograd thread on device 0: pytorch#124565) or another device's
+   * context: make this device's primary context current, the one PyTorch's runtime uses. */
+  if (rc == 0 && gs__primary[device] == NULL &&
+      gs__drv.primary_ctx_retain(&gs__primary[device], device) != 0) {
+    gs__primary[device] = NULL;
+    rc = -ENODEV;
+  }
+  primary = gs__primary[device];
+  if (rc == 0 && gs__drv.ctx_set_current(primary) != 0) rc = -ENODEV;
+done:
+  pthread_mutex_unlock(&gs__gpu_lock);
+  return rc;
 }
 
 int gs_gpu_load_status(void *ctx_or_null, int *curesult) {
@@ -254,7 +296,11 @@ int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_
   gs__kparams k;
   if (gs__layout_of(p, &l) != 0 || !gs__aligned(src_dptr, dst_dptr, &l)) return -EINVAL;
   if (l.p.n == 0) return 0;
-  int rc = gs__module_get(&m);
+  /* A launch under capture would be recorded in the graph and replayed after the compressed
+   * buffer is gone, and a first module load there is not capture-safe: refuse, as compress does. */
+  int rc = gs_gpu_stream_capturing(stream);
+  if (rc != 0) return rc > 0 ? -EBUSY : rc;
+  rc = gs__module_get(&m);
   if (rc != 0) return rc;
   gs__kparams_of(&l, src_dptr, dst_dptr, &k);
   void *args[] = {&k};

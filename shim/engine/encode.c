@@ -18,6 +18,24 @@ void gs__engine_set_seed(uint64_t seed) {
   gs__seed_set = true;
 }
 
+/* The seed of a pack: the configured (or set) seed, mixed with the job's rank when it has one, so
+ * that DDP ranks, which see the same tensor ids in the same order, do not draw the same rounding
+ * noise (correlated noise would not average out in the all-reduced gradient). Rank 0 and a job
+ * without a rank keep the seed as it is, so single-process runs stay as they were. The variable
+ * is read at each pack (a getenv, small beside a codec call), so a process that sets RANK late
+ * is still seen. */
+static uint64_t gs__pack_seed(void) {
+  uint64_t seed = gs__seed_set ? gs__seed_override : gs__cfg.seed;
+  const char *r = gs__rank_env();
+  char *end;
+  unsigned long long rank = r ? strtoull(r, &end, 10) : 0;
+  if (rank == 0 || *end != '\0') return seed;
+  uint64_t z = seed ^ (rank * 0x9e3779b97f4a7c15ull); /* splitmix64's finalizer */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 void gs__note_error(gs_skip_reason *why) {
   PyObject *type, *value, *tb;
   gs__py.PyErr_Fetch(&type, &value, &tb);
@@ -98,8 +116,10 @@ static int gs__codec_gpu(const gs_codec_params *p, uint64_t src, uint64_t dst, i
   }
   bool switched = prev != dev && gs__torch.set_device;
   if (switched) gs__set_device(dev);
-  *stream = gs__torch_current_stream(dev);
-  int rc = gs__fault(GS_FAULT_LAUNCH) ? -EIO : gs_gpu_compress(p, src, dst, (void *)(uintptr_t)*stream);
+  int rc = gs_gpu_use_device(dev);
+  if (rc == 0) rc = gs__torch_current_stream(dev, stream);
+  if (rc == 0)
+    rc = gs__fault(GS_FAULT_LAUNCH) ? -EIO : gs_gpu_compress(p, src, dst, (void *)(uintptr_t)*stream);
   int cu = 0;
   /* Asked while dev's context is still current: the load is tried, and fails, per context. */
   if (rc == -ENOEXEC && gs_gpu_load_status(NULL, &cu) == -ENOEXEC)
@@ -123,6 +143,10 @@ static void gs__encode_failed(int rc, int device, gs_skip_reason *why) {
   } else if (rc == -ENOMEM) {
     gs__stat_fail(GS_FAIL_ALLOC);
     gs__warn_once("alloc", "could not allocate a compressed buffer; such tensors are kept exact");
+  } else if (device >= 0 && rc == -ESRCH) {
+    gs__stat_fail(GS_FAIL_LAUNCH);
+    gs__warn_once("stream", "PyTorch's current CUDA stream could not be found; nothing is launched "
+                  "on a guessed stream, such tensors are kept exact");
   } else if (device >= 0) {
     gs__stat_fail(GS_FAIL_LAUNCH);
     gs__warn_once("launch", "the GPU compression kernel could not be launched (%d); such tensors "
@@ -213,7 +237,7 @@ static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
 static PyObject *gs__compress_src(PyObject *t, PyObject *src, uint64_t src_ptr,
                                   const gs_tensor_facts *f, unsigned bits, gs_skip_reason *why) {
   gs_codec_params p = {.n = f->numel, .dtype = (gs_dtype)f->dtype, .bits = bits,
-                       .group = gs__cfg.group, .seed = gs__seed_set ? gs__seed_override : gs__cfg.seed,
+                       .group = gs__cfg.group, .seed = gs__pack_seed(),
                        .tensor_id = ++gs__next_tensor_id};
   uint64_t stream = 0;
   int rc = 0;

@@ -166,8 +166,10 @@ PyObject *gs__call_method(PyObject *obj, PyObject *name, PyObject *args, PyObjec
 /* int(obj.<name>) or int(obj.<name>()) (call != 0): 0 or -1 with a Python error set. */
 int gs__get_i64(PyObject *obj, PyObject *name, bool call, int64_t *out);
 
-/* The raw CUstream current on CUDA device dev (0 when it cannot be found). */
-uint64_t gs__torch_current_stream(int dev);
+/* The raw CUstream current on CUDA device dev into *stream (0 is the legacy stream, a real
+ * answer). 0, or -ESRCH when it cannot be found: the caller must not launch then, since a launch
+ * on a guessed stream is not ordered with PyTorch's. */
+int gs__torch_current_stream(int dev, uint64_t *stream);
 
 /* t.data_ptr(): the address of t's first element (0 with a Python error set on failure). */
 uint64_t gs__torch_data_ptr(PyObject *t);

@@ -119,12 +119,12 @@ int gs__get_i64(PyObject *obj, PyObject *name, bool call, int64_t *out) {
 
 /* The per-device raw stream: the fast private entry point when torch has it, else the public
  * torch.cuda.current_stream(dev).cuda_stream. */
-uint64_t gs__torch_current_stream(int dev) {
+int gs__torch_current_stream(int dev, uint64_t *stream) {
   PyObject *args = gs__py.PyTuple_New(1);
-  if (args == NULL) return 0;
+  *stream = 0;
+  if (args == NULL) return -ESRCH;
   gs__py.PyTuple_SetItem(args, 0, gs__py.PyLong_FromLongLong(dev));
   PyObject *r = NULL;
-  uint64_t s = 0;
   if (gs__torch.raw_stream) {
     r = gs__py.PyObject_CallObject(gs__torch.raw_stream, args);
   } else if (gs__torch.current_stream) {
@@ -133,12 +133,16 @@ uint64_t gs__torch_current_stream(int dev) {
     if (st) gs__py.Py_DecRef(st);
   }
   gs__py.Py_DecRef(args);
+  int rc = r == NULL ? -ESRCH : 0;
   if (r) {
-    s = (uint64_t)gs__py.PyLong_AsUnsignedLongLongMask(r);
+    *stream = (uint64_t)gs__py.PyLong_AsUnsignedLongLongMask(r);
     gs__py.Py_DecRef(r);
   }
-  if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
-  return s;
+  if (gs__py.PyErr_Occurred()) {
+    gs__py.PyErr_Clear();
+    rc = -ESRCH;
+  }
+  return rc;
 }
 
 uint64_t gs__torch_data_ptr(PyObject *t) {

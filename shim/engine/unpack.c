@@ -58,9 +58,10 @@ static int gs__check_version(gs_handle *h) {
   return -1;
 }
 
-/* Autograd may run a backward node on another stream than its forward: the compressed buffer,
- * read by the decompress kernel there, must not be reused before that kernel ran. */
-static void gs__guard_stream(gs_handle *h, uint64_t stream) {
+/* Autograd may run a backward node on another stream than its forward: the compressed buffer
+ * (data, or the ReLU mask's), read by the decompress kernel there, must not be reused before that
+ * kernel ran. */
+static void gs__guard_stream(gs_handle *h, PyObject *data, uint64_t stream) {
   if (stream == h->stream || gs__torch.current_stream == NULL) return;
   PyObject *args = gs__py.PyTuple_New(1);
   if (args == NULL) return;
@@ -70,7 +71,7 @@ static void gs__guard_stream(gs_handle *h, uint64_t stream) {
   if (st && (args = gs__py.PyTuple_New(1))) {
     gs__py.Py_IncRef(st);
     gs__py.PyTuple_SetItem(args, 0, st);
-    PyObject *r = gs__call_method(h->data, gs__torch.s_record_stream, args, NULL);
+    PyObject *r = gs__call_method(data, gs__torch.s_record_stream, args, NULL);
     if (r) gs__py.Py_DecRef(r);
     gs__py.Py_DecRef(args);
   }
@@ -84,9 +85,14 @@ static int gs__decode(gs_handle *h, PyObject *data, uint64_t bytes, const gs_cod
   if (src == 0) return -EFAULT;
   if (h->device < 0)
     return gs_decompress_cpu((const void *)(uintptr_t)src, bytes, (void *)(uintptr_t)dst, p, 0);
-  /* Backward runs with the tensor's device current and on its stream (autograd's guard). */
-  uint64_t stream = gs__torch_current_stream(h->device);
-  gs__guard_stream(h, stream);
+  /* Backward runs on the tensor's device and stream (autograd's guard), but its thread may have
+   * no current context yet (pytorch#124565): make the device's primary context current. No stream
+   * found: no launch, which on the legacy stream would not be ordered with PyTorch's streams. */
+  uint64_t stream;
+  int rc = gs_gpu_use_device(h->device);
+  if (rc == 0) rc = gs__torch_current_stream(h->device, &stream);
+  if (rc != 0) return rc;
+  gs__guard_stream(h, data, stream);
   return gs_gpu_decompress(p, src, dst, (void *)(uintptr_t)stream);
 }
 
@@ -134,8 +140,13 @@ PyObject *gs__decompress(gs_handle *h) {
   if (rc == 0) return out;
   gs__py.Py_DecRef(out);
   if (!gs__py.PyErr_Occurred()) {
-    char msg[160];
-    snprintf(msg, sizeof(msg), "gactshim: a saved tensor could not be decompressed (error %d)", rc);
+    char msg[240];
+    if (rc == -EBUSY)
+      snprintf(msg, sizeof(msg), "gactshim: a compressed saved tensor was unpacked on a stream "
+               "that is capturing a CUDA graph; run that backward outside capture, or with "
+               "GACTSHIM_DISABLE=1");
+    else
+      snprintf(msg, sizeof(msg), "gactshim: a saved tensor could not be decompressed (error %d)", rc);
     gs__py.PyErr_SetString(gs__py.exc_runtime, msg);
   }
   return NULL;

@@ -86,13 +86,13 @@ START_TEST(test_success_loaded_once) {
 END_TEST
 
 static void *failing_caller(void *arg) {
-  intptr_t bad = 0;
+  intptr_t bad = gs_gpu_use_device(0) != 0; /* a new thread has no context: the engine's call */
   for (int i = 0; i < 200; i++) bad |= compress() != -ENOEXEC;
   return (void *)(bad | (intptr_t)arg);
 }
 
 /* Threads meeting the failure at once still make one attempt (the stand-in's current context is
- * per thread, device 0's by default). */
+ * per thread, none in a new thread). */
 START_TEST(test_concurrent_failures_once) {
   setenv("GS_STANDIN_MODULE_LOAD", "fail", 1);
   int64_t loads = gs_standin_module_loads();
@@ -116,6 +116,72 @@ START_TEST(test_no_current_context) {
 }
 END_TEST
 
+int cuCtxGetCurrent(void **ctx);
+
+/* PyTorch's autograd thread on device 0 may have no current context (pytorch#124565): the
+ * decompress of its first backward node failed with -ENODEV. gs_gpu_use_device, which the engine
+ * calls before each launch, makes the device's primary context current. */
+static void *cold_thread(void *arg) {
+  (void)arg;
+  void *ctx = (void *)1;
+  intptr_t bad = cuCtxGetCurrent(&ctx) != 0 || ctx != NULL; /* the stand-in plays it cold */
+  bad |= (decompress() != -ENODEV) << 1;                     /* the defect, as it was met */
+  bad |= (gs_gpu_use_device(0) != 0) << 2;
+  bad |= (decompress() != 0) << 3;
+  bad |= (compress() != 0) << 4;
+  bad |= (cuCtxGetCurrent(&ctx) != 0 || ctx != device_ctx(0)) << 5;
+  return (void *)bad;
+}
+
+START_TEST(test_cold_thread_decompresses) {
+  unsetenv("GS_STANDIN_MODULE_LOAD");
+  pthread_t t;
+  void *bad = NULL;
+  ck_assert_int_eq(pthread_create(&t, NULL, cold_thread, NULL), 0);
+  pthread_join(t, &bad);
+  ck_assert_msg(bad == NULL, "cold thread: failed checks mask %#lx", (unsigned long)(intptr_t)bad);
+}
+END_TEST
+
+/* Another device's context current: the tensor's device's primary context is made current. */
+START_TEST(test_use_device_switches_context) {
+  void *ctx = NULL;
+  ck_assert_int_eq(cuCtxSetCurrent(device_ctx(0)), 0);
+  ck_assert_int_eq(gs_gpu_use_device(1), 0);
+  ck_assert_int_eq(cuCtxGetCurrent(&ctx), 0);
+  ck_assert_ptr_eq(ctx, device_ctx(1));
+  ck_assert_int_eq(gs_gpu_use_device(1), 0); /* already current: nothing changes */
+  ck_assert_int_eq(gs_gpu_use_device(7), -ENODEV); /* the stand-in has two devices */
+  ck_assert_int_eq(gs_gpu_use_device(-1), -EINVAL);
+}
+END_TEST
+
+/* Decompress on a capturing stream launches nothing (it used to be recorded into the graph). */
+START_TEST(test_decompress_refuses_capture) {
+  unsetenv("GS_STANDIN_MODULE_LOAD");
+  int64_t launches = gs_standin_launches(), loads = gs_standin_module_loads();
+  ck_assert_int_eq(gs_gpu_decompress(&P, (uint64_t)(uintptr_t)g_dst, (uint64_t)(uintptr_t)g_src,
+                                     GS_STANDIN_CAPTURING_STREAM), -EBUSY);
+  ck_assert_int_eq(gs_standin_launches(), launches);
+  ck_assert_int_eq(gs_standin_module_loads(), loads);
+}
+END_TEST
+
+/* The legacy stream queried while another stream captures (CUDA_ERROR_STREAM_CAPTURE_IMPLICIT):
+ * capturing, -EBUSY (counted as a capture), not -EIO (counted as a launch failure). */
+START_TEST(test_legacy_stream_capture_elsewhere) {
+  unsetenv("GS_STANDIN_MODULE_LOAD");
+  setenv("GS_STANDIN_CAPTURE_ELSEWHERE", "1", 1);
+  int64_t launches = gs_standin_launches();
+  ck_assert_int_eq(gs_gpu_stream_capturing(NULL), 1);
+  ck_assert_int_eq(compress(), -EBUSY);
+  ck_assert_int_eq(decompress(), -EBUSY);
+  ck_assert_int_eq(gs_standin_launches(), launches);
+  unsetenv("GS_STANDIN_CAPTURE_ELSEWHERE");
+  ck_assert_int_eq(gs_gpu_stream_capturing(NULL), 0);
+}
+END_TEST
+
 int main(void) {
   /* Resolves the driver and reads the table, loads nothing. Each test runs in a process of its
    * own (Check's default, CK_FORK unset), so each starts with no module loaded. */
@@ -130,6 +196,10 @@ int main(void) {
   tcase_add_test(tc, test_success_loaded_once);
   tcase_add_test(tc, test_concurrent_failures_once);
   tcase_add_test(tc, test_no_current_context);
+  tcase_add_test(tc, test_cold_thread_decompresses);
+  tcase_add_test(tc, test_use_device_switches_context);
+  tcase_add_test(tc, test_decompress_refuses_capture);
+  tcase_add_test(tc, test_legacy_stream_capture_elsewhere);
   suite_add_tcase(s, tc);
   return gs_check_run(s);
 }

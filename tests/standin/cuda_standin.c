@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define API __attribute__((visibility("default")))
 #define NDEV 2
@@ -14,9 +15,19 @@ typedef unsigned long long CUdeviceptr;
 typedef unsigned long long CUmemHandle;
 typedef void *CUstream;
 
-/* Two devices, one primary context each; a context is the address of its device number. */
+/* Two devices, one primary context each; a context is the address of its device number. The
+ * main thread starts with device 0's current (as after the runtime's first call); other threads
+ * start with none, as a real driver's do (PyTorch's autograd threads: pytorch#124565). */
 static int g_ctx[NDEV] = {0, 1};
-static __thread int *t_current = &g_ctx[0];
+static __thread int *t_current;
+static __thread int t_started;
+static int *current(void) {
+  if (!t_started) {
+    t_started = 1;
+    t_current = gettid() == getpid() ? &g_ctx[0] : NULL;
+  }
+  return t_current;
+}
 static int64_t g_outstanding;
 
 static void *take(size_t n) {
@@ -37,10 +48,14 @@ API int64_t gs_standin_outstanding(void) { return __atomic_load_n(&g_outstanding
 API CUresult cuInit(unsigned flags) { return flags == 0 ? 0 : 1; }
 API CUresult cuDriverGetVersion(int *v) { *v = 13000; return 0; }
 API CUresult cuDeviceGetCount(int *n) { *n = NDEV; return 0; }
-API CUresult cuCtxGetCurrent(void **ctx) { *ctx = t_current; return 0; }
-API CUresult cuCtxSetCurrent(void *ctx) { t_current = ctx; return 0; }
+API CUresult cuCtxGetCurrent(void **ctx) { *ctx = current(); return 0; }
+API CUresult cuCtxSetCurrent(void *ctx) {
+  (void)current();
+  t_current = ctx;
+  return 0;
+}
 API CUresult cuCtxGetDevice(int *dev) {
-  if (t_current == NULL) return 201;
+  if (current() == NULL) return 201; /* CUDA_ERROR_INVALID_CONTEXT */
   *dev = *t_current;
   return 0;
 }
@@ -136,8 +151,12 @@ API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, uns
   return fn == &g_function ? 0 : 400;
 }
 
-/* Stream capture: the stream GS_STANDIN_CAPTURING_STREAM is "capturing a graph", others are not. */
+/* Stream capture: the stream GS_STANDIN_CAPTURING_STREAM is "capturing a graph", others are not.
+ * GS_STANDIN_CAPTURE_ELSEWHERE=1 plays another stream capturing in global mode: a query of the
+ * legacy stream (0) then fails with CUDA_ERROR_STREAM_CAPTURE_IMPLICIT, as the real driver's. */
 API CUresult cuStreamIsCapturing(CUstream s, int *status) {
+  const char *e = getenv("GS_STANDIN_CAPTURE_ELSEWHERE");
+  if (s == NULL && e && strcmp(e, "1") == 0) return 906;
   *status = s == GS_STANDIN_CAPTURING_STREAM ? 1 : 0; /* CU_STREAM_CAPTURE_STATUS_ACTIVE : NONE */
   return 0;
 }
