@@ -184,6 +184,7 @@ typedef struct gs_handle {
   PyObject *cache_ref; /* weakref to the last decompressed tensor, or NULL */
   PyObject *size;      /* torch.Size of the original (compressed handles) */
   PyObject *stride;    /* strides to restore with empty_strided, or NULL for contiguous */
+  bool restride;       /* not dense (a slice with gaps): decoded contiguous, then copied to stride */
   PyObject *producer;  /* type of the source's grad_fn (for PyTorch's error wording), or NULL */
   PyObject *mask;      /* ReLU outputs: compressed 1-bit `x > 0` (see pack.c), or NULL */
   uint64_t data_bytes; /* compressed size of data */

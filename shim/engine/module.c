@@ -1,6 +1,7 @@
 /* module.c: the `_gactshim` Python module exported by libgactshim.so (install, hooks, stats). */
 #include "engine.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -188,6 +189,11 @@ GS_API PyObject *PyInit__gactshim(void);
 
 GS_API PyObject *PyInit__gactshim(void) {
   if (gs__pyapi_load() != 0) return NULL;
+  /* Only free-threaded builds export it (3.13+); their object head is not gs_py_head. */
+  if (dlsym(RTLD_DEFAULT, "PyUnstable_Module_SetGIL") != NULL) {
+    gs__py.PyErr_SetString(gs__py.exc_runtime, "gactshim: free-threaded Python is not supported");
+    return NULL;
+  }
   if (gs__module) {
     gs__py.Py_IncRef(gs__module);
     return gs__module;

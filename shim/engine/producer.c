@@ -18,12 +18,15 @@ static gs__producer_entry gs__producers[GS__PRODUCER_CACHE];
 static int gs__nproducers;
 
 /* Nodes whose output holds its input's values, unchanged in meaning: a cast (autocast's weight
- * copies) or a view; and dropout, which only zeroes and scales. docs/policies.md has the table. */
+ * copies) or a view; and dropout, which only zeroes and scales (on the CPU, F.dropout is a
+ * multiply by a scaled mask: MulBackward0, followed to its first input). docs/policies.md has
+ * the table. */
 static const char *const gs__cast_names[] = {
   "ToCopyBackward0", "TBackward0", "TransposeBackward0", "PermuteBackward0", "ViewBackward0",
   "UnsafeViewBackward0", "ExpandBackward0", "ReshapeAliasBackward0", "AliasBackward0",
 };
-static const char *const gs__dropout_names[] = {"NativeDropoutBackward0", "FusedDropoutBackward0"};
+static const char *const gs__dropout_names[] = {"NativeDropoutBackward0", "FusedDropoutBackward0",
+                                                "MulBackward0"};
 
 static bool gs__name_in(const char *name, const char *const *list, size_t n) {
   for (size_t i = 0; i < n; i++)

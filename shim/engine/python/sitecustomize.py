@@ -59,9 +59,20 @@ def _gs_threads(shim):
     threading.Thread._bootstrap_inner = _bootstrap_inner
 
 
+def _gs_free_threaded():
+    # A free-threaded build (3.13t, 3.14t) lays out object heads differently from the stable ABI
+    # the C module is written for: it is not loaded there at all.
+    import sysconfig
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
 def _gs_install(torch, here):
     import importlib.machinery
     import importlib.util
+    if _gs_free_threaded():
+        sys.stderr.write("gactshim: free-threaded Python (Py_GIL_DISABLED) is not supported; no "
+                         "saved-tensor hooks, training continues without compression\n")
+        return
     lib = os.path.join(os.path.dirname(here), "libgactshim.so")
     loader = importlib.machinery.ExtensionFileLoader("_gactshim", lib)
     spec = importlib.util.spec_from_file_location("_gactshim", lib, loader=loader)
