@@ -5,6 +5,17 @@
  * (torch.func.grad, vjp, jacrev; disable_saved_tensors_hooks). Per thread, as the hooks are. */
 static __thread bool gs__thread_suspended;
 
+/* The query and key of the scaled_dot_product_attention call running in this thread, compared by
+ * identity in pack (borrowed: the caller holds them for the call). */
+static __thread PyObject *gs__sdpa_q, *gs__sdpa_k;
+
+void gs__sdpa_mark(PyObject *q, PyObject *k) {
+  gs__sdpa_q = q;
+  gs__sdpa_k = k;
+}
+
+bool gs__sdpa_is_qk(PyObject *t) { return t == gs__sdpa_q || t == gs__sdpa_k; }
+
 /* Said once per process, at debug level: stepping aside is expected, not a fault. */
 static bool gs__said_aside;
 

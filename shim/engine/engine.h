@@ -368,6 +368,10 @@ int gs__hooks_suspend(PyObject *pack, bool *popped);
 bool gs__hooks_take_suspended(void);
 /* Counts a region hidden by hooks pushed above the shim's (a checkpoint's, or the user's). */
 int gs__hooks_note_push(PyObject *pack);
+/* The query and key of the SDPA call now running in this thread (NULL, NULL after it): saved by
+ * it, they get the sensitive floor (docs/policies.md#sensitivity-rules). */
+void gs__sdpa_mark(PyObject *q, PyObject *k);
+bool gs__sdpa_is_qk(PyObject *t);
 
 
 /* ---- activation in Python processes with only LD_PRELOAD (python.c) ---------------------- */

@@ -111,6 +111,7 @@ static int gs__read_device(PyObject *t, gs_tensor_facts *f) {
 int gs__facts_read(PyObject *t, gs_tensor_facts *f) {
   if ((f->subclass = gs__is_subclass(t))) return 0;
   if (gs__producer(t, &f->producer, &f->producer_flags, &f->output_nr) != 0) return -1;
+  if (gs__sdpa_is_qk(t)) f->producer_flags |= GS_PRODUCER_SENSITIVE;
   if (gs__read_param(t, f) != 0) return -1;
   if (f->param) return 0; /* kept whatever the rest says: no need to read it */
   if (gs__read_layout(t, f) != 0) return -1;

@@ -61,6 +61,14 @@ static PyObject *gs__m_note_push(PyObject *self, PyObject *pack) {
   return gs__py_none();
 }
 
+/* sdpa_mark((q, k)) before an SDPA call, sdpa_mark(None) after it (gactshim_compose.py). */
+static PyObject *gs__m_sdpa_mark(PyObject *self, PyObject *qk) {
+  bool pair = qk != gs__py.none && gs__py.PyTuple_Size(qk) == 2;
+  if (gs__py.PyErr_Occurred()) return NULL;
+  gs__sdpa_mark(pair ? gs__py.PyTuple_GetItem(qk, 0) : NULL, pair ? gs__py.PyTuple_GetItem(qk, 1) : NULL);
+  return gs__py_none();
+}
+
 /* install(torch): called by the bootstrap once `import torch` finished, in the importing thread. */
 static PyObject *gs__m_install(PyObject *self, PyObject *torch) {
   if (!gs__active()) return gs__py_none(); /* GACTSHIM_DISABLE, or loaded without the constructor */
@@ -169,6 +177,7 @@ static PyMethodDef gs__methods[] = {
   {"suspend_hooks", gs__m_suspend_hooks, GS_METH_NOARGS, "pop the hooks before PyTorch disables hooks"},
   {"resume_hooks", gs__m_resume_hooks, GS_METH_NOARGS, "push them back once it enables hooks again"},
   {"note_push", gs__m_note_push, GS_METH_O, "note_push(pack): count a region other hooks hide"},
+  {"sdpa_mark", gs__m_sdpa_mark, GS_METH_O, "sdpa_mark((q, k) or None): the SDPA call's query, key"},
   {"set_seed", gs__m_set_seed, GS_METH_O, "set the stochastic-rounding seed of later packs"},
   {"stats", gs__m_stats, GS_METH_NOARGS, "current counters as a dict"},
   {"set_probe", gs__m_set_probe, GS_METH_O, "set_probe((probe, collect)): sensitivity probes"},

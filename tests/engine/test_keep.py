@@ -152,3 +152,30 @@ def test_free_threaded_no_hooks():
     gsutil.check(p.returncode == 0, "a free-threaded interpreter trains (exit %d: %s)" % (p.returncode, p.stderr[-300:]))
     gsutil.check(p.stdout.split() == ["False", "None"], "no module, no hooks (%s)" % p.stdout.strip())
     gsutil.check(len(lines) == 1, "one log line says why (%s)" % lines)
+
+
+def test_sdpa_rules():
+    shim = gsutil.shim()
+    torch.manual_seed(0)
+    w = torch.randn(32, 32, requires_grad=True)
+    x = torch.randn(2, 4, 128, 32)
+
+    def run():
+        q, k, v = x @ w, x @ (w * 2), x @ (w * 3)
+        o = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        (o * x).sum().backward()
+        return q, k, v
+
+    run()
+    run()  # the plan read below is the first run's (the last completed iteration)
+    plan = json.loads(shim.plan_json())["per_tensor"]
+    four_d = [t for t in plan if len(t["shape"]) == 4 and t["shape"][-1] == 32 and t["bits"]]
+    # The logsumexp is packed just before the output; it has no grad_fn (kept, counted as param).
+    lse = plan[plan.index(four_d[-1]) - 1]
+    bits = [t["bits"] for t in four_d]
+    print("SDPA's saved tensors (q, k, v, ..., out):", [(t["shape"], t["bits"], t["skip"]) for t in plan])
+    # Packed in this order by SDPA's backward node: query, key, value, logsumexp, output.
+    gsutil.check(len(bits) >= 4 and bits[0] >= 8 and bits[1] >= 8, "query and key at >= 8 bits (%s)" % bits)
+    gsutil.check(bits[2] == 4, "value at the policy's 4 bits (%s)" % bits)
+    gsutil.check(bits[-1] >= 8, "the attention output at >= 8 bits (%s)" % bits)
+    gsutil.check(lse["bits"] == 0 and lse["skip"] == "param", "the logsumexp kept exact (%s)" % lse)

@@ -8,10 +8,13 @@
 #   - selective activation checkpointing (2.14) routes the tensors it caches through the nearest
 #     "user" hooks when asked to, and warns when some are in scope: the shim's are not the user's,
 #     so SAC is shown none, as without the shim (its cache stays exact and outside the shim).
+#   - scaled_dot_product_attention saves its query and key, whose errors its backward multiplies
+#     (docs/policies.md#sensitivity-rules): the call tells the shim which tensors they are.
 #   - hooks pushed above the shim's (checkpoint's own, save_on_cpu, the user's) see the tensors
 #     saved in their region instead of it: each such region is counted (unseen "checkpoint",
 #     "hooks").
-# All of it is done once at install; nothing here runs per saved tensor.
+# All of it is done once at install; nothing here runs per saved tensor (the SDPA wrapper runs
+# once per attention call).
 import functools
 
 
@@ -22,6 +25,7 @@ def install(torch, shim):
     _wrap_disable(ag, shim)
     _wrap_push(ag, shim)
     _hide_from_sac(torch, shim)
+    _mark_sdpa(torch, shim)
 
 
 def _wrap_disable(ag, shim):
@@ -67,3 +71,24 @@ def _hide_from_sac(torch, shim):
         return None if hooks is not None and hooks[0] is ours else hooks
 
     ckpt._current_user_saved_tensors_hooks = _current_user_saved_tensors_hooks
+
+
+def _mark_sdpa(torch, shim):
+    F = torch.nn.functional
+    sdpa = getattr(F, "scaled_dot_product_attention", None)
+    if sdpa is None:
+        return
+    mark = shim.sdpa_mark
+
+    @functools.wraps(sdpa)
+    def scaled_dot_product_attention(query, key, *args, **kwargs):
+        # Traced by torch.compile: the original call, nothing of the shim's in the graph.
+        if torch.compiler.is_compiling():
+            return sdpa(query, key, *args, **kwargs)
+        mark((query, key))
+        try:
+            return sdpa(query, key, *args, **kwargs)
+        finally:
+            mark(None)
+
+    F.scaled_dot_product_attention = scaled_dot_product_attention
