@@ -41,7 +41,20 @@ typedef struct gs_codec_params {
   uint32_t group;     /* elements per group: a multiple of 32, 32..65536; ignored for BOOL */
   uint64_t seed;      /* stochastic-rounding key, with tensor_id */
   uint64_t tensor_id; /* distinct per compressed tensor */
+  uint32_t flags;     /* GS_CODEC_*; 0 for a plain tensor; must be 0 for BOOL */
+  /* GPU compress only (ignored elsewhere, not part of the format): 0, or the device address of a
+   * host-mapped uint32 (pinned host memory under unified addressing) that the kernel sets to
+   * GS_CODEC_REPORT_READY | (number of non-finite groups) once it has finished, so that the host
+   * can learn the count by reading memory, without a synchronization. */
+  uint64_t report;
 } gs_codec_params;
+
+/* flags: the buffer also keeps the exact sign of every element (`x > 0`, 1 bit per element), and
+ * decompress restores it: an element that was > 0 decodes > 0 (at least the dtype's tiny value),
+ * every other element decodes to +0. For ReLU outputs, whose backward reads only the sign. */
+#define GS_CODEC_RELU_MASK 1u
+/* Bit of the word at params.report that says the count beside it is final. */
+#define GS_CODEC_REPORT_READY 0x80000000u
 
 /* Bytes the compressed form of p takes, header included (exactly what compress writes; layout in
  * docs/codec-format.md); 0 if p is invalid. */
@@ -61,7 +74,7 @@ GS_API int gs_compress_cpu(const gs_codec_params *p, const void *src, void *dst,
 
 /* CPU twin. decompress: src is a buffer written by either compressor (src_bytes long); dst
  * receives n elements of the dtype recorded in the header. Returns 0 or -EINVAL (bad or
- * truncated buffer, or n/dtype not matching expect, when expect is not NULL). */
+ * truncated buffer, or n/dtype/flags not matching expect, when expect is not NULL). */
 GS_API int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst,
                              const gs_codec_params *expect, int nthreads);
 

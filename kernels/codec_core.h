@@ -23,12 +23,15 @@
 #define GS_FMT_NONFINITE 0x7fffu   /* step field of a group holding Inf/NaN (an fp16 NaN) */
 #define GS_FMT_RANGE_LIMIT 1.7014118346046923e38f /* 2^127: wider groups are not representable */
 #define GS_FMT_STEP_FLOOR 7.52316384526264e-37f   /* 2^-120: keeps 1/step finite */
+#define GS_FMT_FLAG_RELU 1u /* header flags: a sign plane follows the packed data */
+#define GS_FMT_FLAGS_KNOWN GS_FMT_FLAG_RELU
+#define GS_FMT_REPORT_READY 0x80000000u /* = GS_CODEC_REPORT_READY (gactshim.h) */
 
 /* Header, little-endian, at offset 0 of every buffer. `check` covers bytes 0..11 and 16..23;
  * `nonfinite` (how many groups were flagged) is written last, by atomics on the GPU. */
 typedef struct gs__header {
   uint32_t magic;
-  uint8_t version, dtype, bits, reserved0;
+  uint8_t version, dtype, bits, flags;
   uint32_t group;
   uint32_t check;
   uint64_t n;
@@ -40,9 +43,10 @@ typedef struct gs__header {
 typedef struct gs__kparams {
   uint64_t src, dst; /* device pointers */
   uint64_t n, seed, tensor_id;
-  uint64_t meta_off, data_off; /* byte offsets in the compressed buffer */
+  uint64_t meta_off, data_off, mask_off; /* byte offsets in the compressed buffer */
   uint64_t ngroups;
-  uint32_t group, bits, dtype, check;
+  uint64_t report; /* gs_codec_params.report: host-mapped uint32 for the count, or 0 */
+  uint32_t group, bits, dtype, check, flags, pad;
 } gs__kparams;
 
 /* Group meta decoded to fp32. */
@@ -158,16 +162,65 @@ GS_HD uint16_t gs__f32_to_bf16(float f, int mode) {
   return (uint16_t)((s << 15) | h);
 }
 
+/* ---- The conversions the kernels do with one instruction where it rounds identically. ----
+ * On the device: cvt.rm/.rp/.rn.f16.f32 (IEEE 754 directed/nearest-even rounding, subnormals kept:
+ * no .ftz), cvt.f32.f16 (exact), cvt.rn.bf16.f32 (sm_80+), saturated by an integer min. Elsewhere:
+ * the twin's integer code, or the emulator's model of the instruction (GS_CVT_MODEL_*). They agree
+ * on every finite input: tests/kernels/check-hwround.c proves the twin's code equal to a model of
+ * the rounding the PTX ISA documents, on all 2^16 patterns and the boundaries between them. NaN
+ * never reaches them except in the output conversions, which keep the twin's NaN pattern. */
+GS_HD uint16_t gs__cvt_f16(float f, int mode) {
+#if defined(__CUDA_ARCH__)
+  unsigned short h;
+  if (mode == GS_RD) asm("cvt.rm.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  else if (mode == GS_RU) asm("cvt.rp.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  else asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+#elif defined(GS_CVT_MODEL_F16)
+  return GS_CVT_MODEL_F16(f, mode);
+#else
+  return gs__f32_to_f16(f, mode);
+#endif
+}
+
+GS_HD float gs__cvt_f16_to_f32(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+#elif defined(GS_CVT_MODEL_F16_TO_F32)
+  return GS_CVT_MODEL_F16_TO_F32(h);
+#else
+  return gs__f16_to_f32(h);
+#endif
+}
+
+GS_HD uint16_t gs__cvt_bf16_rn(float f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  unsigned short h;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+#elif defined(GS_CVT_MODEL_BF16)
+  return GS_CVT_MODEL_BF16(f, GS_RN);
+#else
+  return gs__f32_to_bf16(f, GS_RN);
+#endif
+}
+
 /* Output conversions of decoded values: nearest-even, saturating, since a decoded value of a
- * finite group must stay finite. NaN passes through. */
+ * finite group must stay finite. NaN (a flagged group) gives the twin's quiet NaN. */
 GS_HD uint16_t gs__out_f16(float f) {
-  uint16_t h = gs__f32_to_f16(f, GS_RN);
-  if ((h & 0x7fffu) == 0x7c00u && gs__isfinite_bits(gs__f2u(f))) h = (uint16_t)((h & 0x8000u) | 0x7bffu);
+  uint32_t u = gs__f2u(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16 & 0x8000u) | 0x7e00u);
+  uint16_t h = gs__cvt_f16(f, GS_RN), a = (uint16_t)(h & 0x7fffu);
+  if (a == 0x7c00u && gs__isfinite_bits(u)) h = (uint16_t)((h & 0x8000u) | 0x7bffu);
   return h;
 }
 GS_HD uint16_t gs__out_bf16(float f) {
-  uint16_t h = gs__f32_to_bf16(f, GS_RN);
-  if ((h & 0x7fffu) == 0x7f80u && gs__isfinite_bits(gs__f2u(f))) h = (uint16_t)((h & 0x8000u) | 0x7f7fu);
+  uint32_t u = gs__f2u(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16 & 0x8000u) | 0x7fc0u);
+  uint16_t h = gs__cvt_bf16_rn(f);
+  if ((h & 0x7fffu) == 0x7f80u && gs__isfinite_bits(u)) h = (uint16_t)((h & 0x8000u) | 0x7f7fu);
   return h;
 }
 
@@ -175,7 +228,7 @@ GS_HD uint16_t gs__out_bf16(float f) {
 GS_HD float gs__load(const void *src, uint64_t i, unsigned dtype) {
   if (dtype == 0) return ((const float *)src)[i];
   uint16_t h = ((const uint16_t *)src)[i];
-  return dtype == 1 ? gs__f16_to_f32(h) : gs__bf16_to_f32(h);
+  return dtype == 1 ? gs__cvt_f16_to_f32(h) : gs__bf16_to_f32(h);
 }
 
 /* ---- Per-group meta. ---- */
@@ -183,8 +236,8 @@ GS_HD float gs__load(const void *src, uint64_t i, unsigned dtype) {
 /* One candidate format (is_bf16): min rounded down, step = (max - min16)/k rounded up. Returns 0
  * if the format cannot represent this group. */
 GS_HD int gs__meta_try(float mn, float mx, float k, int is_bf16, gs__meta *m) {
-  uint16_t mb = is_bf16 ? gs__f32_to_bf16(mn, GS_RD) : gs__f32_to_f16(mn, GS_RD);
-  float mf = is_bf16 ? gs__bf16_to_f32(mb) : gs__f16_to_f32(mb);
+  uint16_t mb = is_bf16 ? gs__f32_to_bf16(mn, GS_RD) : gs__cvt_f16(mn, GS_RD);
+  float mf = is_bf16 ? gs__bf16_to_f32(mb) : gs__cvt_f16_to_f32(mb);
   if (!gs__isfinite_bits(gs__f2u(mf))) return 0;
   float d = mx - mf;
   if (!(d <= GS_FMT_RANGE_LIMIT)) return 0;
@@ -193,8 +246,8 @@ GS_HD int gs__meta_try(float mn, float mx, float k, int is_bf16, gs__meta *m) {
   if (d > 0.0f) {
     float s = d / k;
     if (s < GS_FMT_STEP_FLOOR) s = GS_FMT_STEP_FLOOR;
-    sb = is_bf16 ? gs__f32_to_bf16(s, GS_RU) : gs__f32_to_f16(s, GS_RU);
-    sf = is_bf16 ? gs__bf16_to_f32(sb) : gs__f16_to_f32(sb);
+    sb = is_bf16 ? gs__f32_to_bf16(s, GS_RU) : gs__cvt_f16(s, GS_RU);
+    sf = is_bf16 ? gs__bf16_to_f32(sb) : gs__cvt_f16_to_f32(sb);
     if (!gs__isfinite_bits(gs__f2u(sf))) return 0;
   }
   m->minf = mf;
@@ -239,8 +292,8 @@ GS_HD void gs__meta_compute(float mn, float mx, int nonfinite, unsigned bits, gs
 GS_HD void gs__meta_decode(uint16_t min_field, uint16_t step_field, gs__meta *m) {
   int is_bf16 = (step_field & GS_FMT_STEP_BF16) != 0;
   uint16_t sb = (uint16_t)(step_field & 0x7fffu);
-  m->minf = is_bf16 ? gs__bf16_to_f32(min_field) : gs__f16_to_f32(min_field);
-  m->stepf = is_bf16 ? gs__bf16_to_f32(sb) : gs__f16_to_f32(sb);
+  m->minf = is_bf16 ? gs__bf16_to_f32(min_field) : gs__cvt_f16_to_f32(min_field);
+  m->stepf = is_bf16 ? gs__bf16_to_f32(sb) : gs__cvt_f16_to_f32(sb);
   m->inv = 0.0f;
   m->min_field = min_field;
   m->step_field = step_field;
@@ -268,16 +321,41 @@ GS_HD float gs__dequant(uint32_t q, const gs__meta *m) {
 GS_HD int gs__nonfinite(float x) { return !gs__isfinite_bits(gs__f2u(x)); }
 
 /* Header check word: FNV-1a over the fields it covers. */
-GS_HD uint32_t gs__header_check(uint8_t dtype, uint8_t bits, uint32_t group, uint64_t n) {
+GS_HD uint32_t gs__header_word1(uint32_t dtype, uint32_t bits, uint32_t flags) {
+  return GS_FMT_VERSION | (dtype << 8) | (bits << 16) | (flags << 24);
+}
+GS_HD uint32_t gs__header_check(uint8_t dtype, uint8_t bits, uint8_t flags, uint32_t group,
+                                uint64_t n) {
   uint32_t h = 2166136261u;
-  uint32_t w[5] = {GS_FMT_MAGIC, GS_FMT_VERSION | ((uint32_t)dtype << 8) | ((uint32_t)bits << 16),
-                   group, (uint32_t)n, (uint32_t)(n >> 32)};
+  uint32_t w[5] = {GS_FMT_MAGIC, gs__header_word1(dtype, bits, flags), group, (uint32_t)n,
+                   (uint32_t)(n >> 32)};
   for (int i = 0; i < 5; i++)
     for (int b = 0; b < 4; b++) {
       h ^= (w[i] >> (8 * b)) & 0xffu;
       h *= 16777619u;
     }
   return h;
+}
+
+/* ---- ReLU sign plane (GS_FMT_FLAG_RELU): one byte per chunk, bit j = (x_j > 0). ---- */
+GS_HD uint32_t gs__sign8(const float x[8], unsigned cnt) {
+  uint32_t s = 0;
+  for (unsigned j = 0; j < 8; j++) s |= (uint32_t)(j < cnt && x[j] > 0.0f) << j;
+  return s;
+}
+
+/* The smallest value a positive element decodes to, as an output bit pattern: 2^-100 for fp32
+ * and bf16 (normal, so no flush-to-zero can hide it), 2^-24 (fp16's smallest subnormal). */
+GS_HD uint32_t gs__sign_tiny(unsigned dtype) {
+  return dtype == 0 ? 0x0d800000u : dtype == 1 ? 0x0001u : 0x0d80u;
+}
+
+/* Output pattern y (fp32, or fp16/bf16 in the low 16 bits) of an element of a finite group whose
+ * sign bit is `positive`: > 0 stays, anything else becomes tiny; an element not > 0 is +0. */
+GS_HD uint32_t gs__sign_apply(uint32_t y, uint32_t positive, unsigned dtype) {
+  uint32_t sign = dtype == 0 ? 0x80000000u : 0x8000u;
+  uint32_t on = (y != 0u && (y & sign) == 0u) ? y : gs__sign_tiny(dtype);
+  return positive ? on : 0u;
 }
 
 /* Pack 8 levels of `bits` bits LSB-first into `bits` bytes (as a little-endian integer). */

@@ -7,7 +7,8 @@
 
 int gs_codec_validate(const gs_codec_params *p) {
   if (p == NULL || p->n > GS_FMT_MAX_N) return -EINVAL;
-  if (p->dtype == GS_DTYPE_BOOL) return 0; /* bits and group are fixed by the format */
+  if (p->flags & ~GS_FMT_FLAGS_KNOWN) return -EINVAL;
+  if (p->dtype == GS_DTYPE_BOOL) return p->flags ? -EINVAL : 0; /* bits, group: fixed */
   if ((unsigned)p->dtype > GS_DTYPE_BF16 || p->bits < 1 || p->bits > 8) return -EINVAL;
   if (p->group < 32 || p->group > 65536 || p->group % 32 != 0) return -EINVAL;
   return 0;
@@ -96,6 +97,9 @@ static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, cons
   uint8_t *out = j->dst + j->l->data_off + i / 8 * p->bits;
   for (unsigned c = 0; c < nch; c++)
     gs__store_packed(out + c * p->bits, gs__pack8(q + c * 8, p->bits), p->bits);
+  if (p->flags & GS_FMT_FLAG_RELU)
+    for (unsigned c = 0; c < nch; c++)
+      j->dst[j->l->mask_off + i / 8 + c] = (uint8_t)gs__sign8(x + c * 8, cnt - c * 8 < 8 ? cnt - c * 8 : 8);
 }
 
 static void gs__compress_group(gs__job *j, uint64_t g) {
@@ -158,26 +162,31 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
   gs__meta m;
   gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
   unsigned bits = p->bits, levels = 1u << bits;
-  union {
-    float f32[256];
-    uint16_t f16[256];
-  } lut;
+  /* Output bit patterns per level; with the sign plane, [levels + q] is the pattern of a
+   * positive element (see gs__sign_apply) and a non-positive one is +0. */
+  uint32_t lut[512];
+  int sign = (p->flags & GS_FMT_FLAG_RELU) && !m.nonfinite;
   for (unsigned q = 0; q < levels; q++) {
     float x = gs__dequant(q, &m);
-    if (p->dtype == GS_DTYPE_F32) lut.f32[q] = x;
-    else lut.f16[q] = p->dtype == GS_DTYPE_F16 ? gs__out_f16(x) : gs__out_bf16(x);
+    lut[q] = p->dtype == GS_DTYPE_F32   ? gs__f2u(x)
+             : p->dtype == GS_DTYPE_F16 ? gs__out_f16(x)
+                                        : gs__out_bf16(x);
+    lut[levels + q] = sign ? gs__sign_apply(lut[q], 1, p->dtype) : lut[q];
+    if (sign) lut[q] = 0;
   }
   for (uint64_t c = i0 / 8; c * 8 < i1; c++) {
     const uint8_t *in = src + l->data_off + c * bits;
     uint64_t v = 0;
     for (unsigned b = 0; b < bits; b++) v |= (uint64_t)in[b] << (8 * b);
     unsigned cnt = i1 - c * 8 < 8 ? (unsigned)(i1 - c * 8) : 8;
+    unsigned s = sign ? src[l->mask_off + c] : 0u;
     if (p->dtype == GS_DTYPE_F32) {
-      float *out = (float *)j->dst + c * 8;
-      for (unsigned e = 0; e < cnt; e++) out[e] = lut.f32[gs__unpack1(v, e, bits)];
+      uint32_t *out = (uint32_t *)j->dst + c * 8;
+      for (unsigned e = 0; e < cnt; e++) out[e] = lut[((s >> e) & 1u) * levels + gs__unpack1(v, e, bits)];
     } else {
       uint16_t *out = (uint16_t *)j->dst + c * 8;
-      for (unsigned e = 0; e < cnt; e++) out[e] = lut.f16[gs__unpack1(v, e, bits)];
+      for (unsigned e = 0; e < cnt; e++)
+        out[e] = (uint16_t)lut[((s >> e) & 1u) * levels + gs__unpack1(v, e, bits)];
     }
   }
 }
@@ -251,7 +260,9 @@ int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst, const gs_cod
   if (src == NULL || dst == NULL) return -EINVAL;
   int rc = gs__layout_read_header(src, src_bytes, &l);
   if (rc != 0) return rc;
-  if (expect != NULL && (expect->n != l.p.n || expect->dtype != l.p.dtype)) return -EINVAL;
+  if (expect != NULL &&
+      (expect->n != l.p.n || expect->dtype != l.p.dtype || expect->flags != l.p.flags))
+    return -EINVAL;
   gs__job proto = {.p = &l.p, .l = &l, .src = src, .dst = (uint8_t *)dst};
   uint64_t units = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups;
   gs__parallel(&proto, units, gs__pick_threads(l.p.n, nthreads), gs__decompress_run);

@@ -128,14 +128,25 @@ static int gs__driver_ready_locked(void) {
   if (gs__drv_ready) return 0;
   int rc = gs__driver_resolve();
   if (rc < 0) return rc;
-  gs__drv_ready = 1;
+  __atomic_store_n(&gs__drv_ready, 1, __ATOMIC_RELEASE); /* gs__drv is complete before */
   return 0;
 }
 
-int gs_gpu_stream_capturing(void *stream) {
+static int gs__likely_ready(void) {
+  return __builtin_expect(__atomic_load_n(&gs__drv_ready, __ATOMIC_ACQUIRE), 1);
+}
+
+/* The driver's entry points, resolved once: after that a plain acquire load, no lock. */
+static int gs__driver_ready(void) {
+  if (gs__likely_ready()) return 0;
   pthread_mutex_lock(&gs__gpu_lock);
   int rc = gs__driver_ready_locked();
   pthread_mutex_unlock(&gs__gpu_lock);
+  return rc;
+}
+
+int gs_gpu_stream_capturing(void *stream) {
+  int rc = gs__driver_ready();
   if (rc != 0) return rc;
   int status = GS__CU_STREAM_CAPTURE_STATUS_NONE;
   if (gs__drv.stream_is_capturing == NULL) return 0; /* a driver without graphs captures nothing */
@@ -207,7 +218,29 @@ int gs_gpu_load_status(void *ctx_or_null, int *curesult) {
 
 /* The module of the calling thread's current context, loading it on first use: 0, -ENODEV, or
  * -ENOEXEC when it could not be loaded in that context (now or before: it is not retried). */
+static int gs__module_lookup(gs__module *out);
+
+/* The last module this thread used, by context address and id: the hot path asks the driver for
+ * the current context (and its id) and takes no lock unless the context changed. Thread-local
+ * because the current context is. */
+static __thread gs__module gs__tl_module;
+
 static int gs__module_get(gs__module *out) {
+  CUcontext ctx;
+  unsigned long long id = 0;
+  if (gs__likely_ready() && gs__tl_module.ctx != NULL && gs__drv.ctx_get_current(&ctx) == 0 &&
+      ctx == gs__tl_module.ctx &&
+      (gs__drv.ctx_get_id == NULL || gs__drv.ctx_get_id(ctx, &id) != 0 || id == gs__tl_module.ctx_id)) {
+    *out = gs__tl_module;
+    return gs__tl_module.load_rc != 0 ? -ENOEXEC : 0;
+  }
+  int rc = gs__module_lookup(out);
+  if (rc == 0 || rc == -ENOEXEC) gs__tl_module = *out;
+  return rc;
+}
+
+/* The slow path: the shared table, under the lock; loads the module on first use in a context. */
+static int gs__module_lookup(gs__module *out) {
   CUcontext ctx;
   unsigned long long id;
   pthread_mutex_lock(&gs__gpu_lock);
@@ -243,11 +276,16 @@ static void gs__kparams_of(const gs__layout *l, uint64_t src, uint64_t dst, gs__
   k->tensor_id = l->p.tensor_id;
   k->meta_off = l->meta_off;
   k->data_off = l->data_off;
+  k->mask_off = l->mask_off;
   k->ngroups = l->ngroups;
+  k->report = l->p.report;
+  k->flags = l->p.flags;
+  k->pad = 0;
   k->group = l->p.group;
   k->bits = l->p.bits;
   k->dtype = (uint32_t)l->p.dtype;
-  k->check = gs__header_check((uint8_t)l->p.dtype, (uint8_t)l->p.bits, l->p.group, l->p.n);
+  k->check = gs__header_check((uint8_t)l->p.dtype, (uint8_t)l->p.bits, (uint8_t)l->p.flags,
+                              l->p.group, l->p.n);
 }
 
 /* Enough blocks to fill the GPU several times over; the kernels loop (grid-stride) over the rest. */

@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <string.h>
 
+#ifndef __cplusplus /* the emulator test includes this header as C++ */
+_Static_assert(GS_FMT_REPORT_READY == GS_CODEC_REPORT_READY, "one ready bit");
+_Static_assert(GS_FMT_FLAG_RELU == GS_CODEC_RELU_MASK, "one flag value");
+#endif
+
 /* ---- where header, metas and packed data sit in a compressed buffer (host only) ---- */
 
 int gs_codec_validate(const gs_codec_params *p);
@@ -19,7 +24,7 @@ int gs_codec_validate(const gs_codec_params *p);
 /* Normalised parameters (bool: bits 1, group 0) and byte offsets of one buffer. */
 typedef struct gs__layout {
   gs_codec_params p;
-  uint64_t ngroups, meta_off, data_off, total;
+  uint64_t ngroups, meta_off, data_off, mask_off, total; /* mask_off: sign plane (RELU flag) */
 } gs__layout;
 
 static inline int gs__layout_of(const gs_codec_params *p, gs__layout *l) {
@@ -35,7 +40,8 @@ static inline int gs__layout_of(const gs_codec_params *p, gs__layout *l) {
   l->meta_off = GS_FMT_HEADER_BYTES;
   /* Data starts 16-byte aligned so that GPU threads can use wide stores. */
   l->data_off = (l->meta_off + l->ngroups * GS_FMT_META_BYTES + 15u) & ~(uint64_t)15u;
-  l->total = l->data_off + (l->p.n + 7) / 8 * l->p.bits;
+  l->mask_off = l->data_off + (l->p.n + 7) / 8 * l->p.bits;
+  l->total = l->mask_off + ((l->p.flags & GS_FMT_FLAG_RELU) ? (l->p.n + 7) / 8 : 0);
   return 0;
 }
 
@@ -46,8 +52,9 @@ static inline void gs__layout_header(const gs__layout *l, gs__header *h) {
   h->dtype = (uint8_t)l->p.dtype;
   h->bits = (uint8_t)l->p.bits;
   h->group = l->p.group;
+  h->flags = (uint8_t)l->p.flags;
   h->n = l->p.n;
-  h->check = gs__header_check(h->dtype, h->bits, h->group, h->n);
+  h->check = gs__header_check(h->dtype, h->bits, h->flags, h->group, h->n);
 }
 
 static inline void gs__layout_write_header(const gs__layout *l, uint8_t *dst) {
@@ -62,11 +69,11 @@ static inline int gs__layout_read_header(const void *src, size_t bytes, gs__layo
   gs__header h;
   if (bytes < sizeof h) return -EINVAL;
   memcpy(&h, src, sizeof h);
-  if (h.magic != GS_FMT_MAGIC || h.version != GS_FMT_VERSION || h.reserved0 != 0 ||
-      h.reserved1 != 0 || h.check != gs__header_check(h.dtype, h.bits, h.group, h.n))
+  if (h.magic != GS_FMT_MAGIC || h.version != GS_FMT_VERSION || h.reserved1 != 0 ||
+      h.check != gs__header_check(h.dtype, h.bits, h.flags, h.group, h.n))
     return -EINVAL;
   gs_codec_params p = {.n = h.n, .dtype = (gs_dtype)h.dtype, .bits = h.bits, .group = h.group,
-                       .seed = 0, .tensor_id = 0};
+                       .seed = 0, .tensor_id = 0, .flags = h.flags, .report = 0};
   if (h.dtype == GS_DTYPE_BOOL && (h.bits != 1 || h.group != 0)) return -EINVAL;
   if (gs__layout_of(&p, l) != 0 || l->total > bytes) return -EINVAL;
   return 0;

@@ -237,11 +237,12 @@ double gs__plan_mean_c(const gs_plan_iter *it) {
   return n && sum > 0 ? sum / n : 1.0;
 }
 
-/* A ReLU output compressed keeps a 1-bit sign mask besides its data (shim/engine.c). */
+/* A ReLU output compressed keeps its sign besides its data: the codec's sign plane, ceil(n/8)
+ * bytes in the same buffer (GS_CODEC_RELU_MASK, docs/codec-format.md). */
 uint64_t gs__plan_slot_bytes(const gs_policy_config *c, const gs_plan_slot *s, unsigned bits) {
   if (bits == GS_ALLOC_KEEP) return s->bytes;
   uint64_t b = gs__alloc_bytes(s->numel, c->group, 8 * gs_dtype_bytes((gs_dtype)s->dtype), bits);
-  return b + (s->relu ? gs__alloc_bytes(s->numel, c->group, 8, 1) : 0);
+  return b + (s->relu ? (s->numel + 7) / 8 : 0);
 }
 
 uint64_t gs__plan_curve(const gs_plan_iter *it, const uint64_t *saving, uint64_t *curve) {

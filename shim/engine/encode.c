@@ -182,30 +182,6 @@ static PyObject *gs__encode_buffer(PyObject *like, uint64_t src, int dev, const 
   return NULL;
 }
 
-/* ReLU's backward reads only `output > 0`, but stochastic rounding sends small positive outputs
- * to 0 (the group minimum), flipping the mask and biasing the gradient (measured: 5 % error on an
- * MLP at 8 bits). Their handles also keep the sign as a lossless 1-bit bool, so that unpack can
- * restore it exactly; +1 bit per element. */
-static int gs__encode_mask(gs_handle *h, PyObject *src, int dev) {
-  PyObject *args = gs__py.PyTuple_New(1);
-  if (args == NULL) return -1;
-  gs__py.PyTuple_SetItem(args, 0, gs__py.PyLong_FromLongLong(0));
-  PyObject *m = gs__call_method(src, gs__torch.s_gt, args, NULL); /* same strides as src */
-  gs__py.Py_DecRef(args);
-  if (m == NULL) return -1;
-  h->mask_params = h->params;
-  h->mask_params.dtype = GS_DTYPE_BOOL;
-  h->mask_params.bits = 1;
-  h->mask_params.tensor_id = ++gs__next_tensor_id;
-  uint64_t stream = 0;
-  int rc = 0;
-  h->mask = gs__encode_buffer(m, gs__torch_data_ptr(m), dev, &h->mask_params, &stream, &rc);
-  gs__py.Py_DecRef(m);
-  if (h->mask == NULL) return -1;
-  h->mask_bytes = gs_codec_size(&h->mask_params);
-  return 0;
-}
-
 /* The handle of a compressed tensor: what unpack needs to restore it with its shape and strides. */
 static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
                                         const gs_codec_params *p, uint64_t stream) {
@@ -234,29 +210,53 @@ static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
   return h;
 }
 
+/* GPU: a pinned word for the kernel's count of non-finite groups, and the original to hold until
+ * it says 0 (nonfinite.c). 0, or -1 with *why set: the tensor is kept exact. */
+static int gs__gpu_report(PyObject *t, gs_codec_params *p, int *word, PyObject **orig,
+                          gs_skip_reason *why) {
+  gs__report_poll(); /* originals of tensors found clean since the last pack go now */
+  *word = gs__report_take(&p->report);
+  if (*word < 0) {
+    gs__warn_once("report", "no pinned memory for the GPU kernels' non-finite counts (%d); such "
+                  "tensors are kept exact", *word);
+    *why = GS_SKIP_ERROR;
+    return -1;
+  }
+  *orig = gs__call_method(t, gs__torch.s_detach, NULL, NULL); /* detached: no reference cycle */
+  if (*orig != NULL) return 0;
+  gs__report_give_back(*word);
+  gs__note_error(why);
+  return -1;
+}
+
 /* Encodes src (t itself, or a contiguous copy of it) at bits and wraps the result. */
 static PyObject *gs__compress_src(PyObject *t, PyObject *src, uint64_t src_ptr,
                                   const gs_tensor_facts *f, unsigned bits, gs_skip_reason *why) {
+  /* ReLU's backward reads only `output > 0`, but stochastic rounding sends small positive outputs
+   * to 0 (the group minimum), flipping the mask and biasing the gradient (measured: 5 % error on
+   * an MLP at 8 bits). The codec's sign plane keeps `x > 0` exactly, written by the compress
+   * kernel and applied by the decompress kernel: +1 bit per element, no extra pass. */
   gs_codec_params p = {.n = f->numel, .dtype = (gs_dtype)f->dtype, .bits = bits,
                        .group = gs__cfg.group, .seed = gs__pack_seed(),
-                       .tensor_id = ++gs__next_tensor_id};
+                       .tensor_id = ++gs__next_tensor_id,
+                       .flags = (f->producer_flags & GS_PRODUCER_RELU) ? GS_CODEC_RELU_MASK : 0u};
   uint64_t stream = 0;
-  int rc = 0;
+  int rc = 0, word = -1;
+  PyObject *orig = NULL;
+  if (f->device >= 0 && gs__gpu_report(t, &p, &word, &orig, why) != 0) return NULL;
   PyObject *out = gs__encode_buffer(src, src_ptr, f->device, &p, &stream, &rc);
-  if (out == NULL) return gs__encode_failed(rc, f->device, why), NULL;
+  if (out == NULL) {
+    if (orig) gs__report_give_back(word), gs__py.Py_DecRef(orig); /* nothing was launched */
+    return gs__encode_failed(rc, f->device, why), NULL;
+  }
   gs_handle *h = gs__compressed_handle(out, f, &p, stream);
   if (h == NULL) {
+    if (orig) gs__report_abandon(word), gs__py.Py_DecRef(orig);
     gs__py.Py_DecRef(out);
     return gs__note_error(why), NULL;
   }
-  if ((f->producer_flags & GS_PRODUCER_RELU) && gs__encode_mask(h, src, f->device) != 0) {
-    if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
-    gs__warn_once("relu-mask", "could not keep a ReLU sign mask; that output is kept exact");
-    gs__handle_discard(h);
-    *why = GS_SKIP_ERROR;
-    return NULL;
-  }
-  h->held_bytes = h->data_bytes + h->mask_bytes;
+  if (orig) gs__report_attach(h, word, orig);
+  h->held_bytes = h->data_bytes;
   PyObject *cap = gs__handle_wrap(h, t);
   if (cap == NULL) return gs__note_error(why), NULL;
   gs__stat_add(compressed, 1);

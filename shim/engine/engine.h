@@ -126,7 +126,7 @@ PyObject *gs__py_none(void);
 #define GS__TORCH_NAMES(X)                                                                     \
   X(requires_grad) X(is_leaf) X(_base) X(dtype) X(layout) X(is_cuda) X(is_meta) X(shape)       \
   X(stride) X(data_ptr) X(_version) X(grad_fn) X(new_empty) X(new_empty_strided) X(detach)     \
-  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__) X(gt) X(add_)  \
+  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__)                \
   X(next_functions) X(is_cpu) X(copy_)
 
 #define GS__TORCH_NAME_MEMBER(n) PyObject *s_##n;
@@ -136,7 +136,6 @@ typedef struct gs_torch {
   PyObject *dtype[4];      /* indexed by gs_dtype: float32, float16, bfloat16, bool */
   PyObject *kw_dtype[4];   /* {"dtype": dtype[i]} */
   PyObject *kw_uint8;      /* {"dtype": torch.uint8} */
-  PyObject *kw_alpha[4];   /* {"alpha": smallest positive step that survives in dtype i} */
   PyObject *strided;       /* torch.strided */
   PyObject *tensor_type;   /* torch.Tensor: with Parameter, the types pack reads (not subclasses) */
   PyObject *param_type;    /* torch.nn.Parameter */
@@ -186,10 +185,7 @@ typedef struct gs_handle {
   PyObject *stride;    /* strides to restore with empty_strided, or NULL for contiguous */
   bool restride;       /* not dense (a slice with gaps): decoded contiguous, then copied to stride */
   PyObject *producer;  /* type of the source's grad_fn (for PyTorch's error wording), or NULL */
-  PyObject *mask;      /* ReLU outputs: compressed 1-bit `x > 0` (see pack.c), or NULL */
   uint64_t data_bytes; /* compressed size of data */
-  uint64_t mask_bytes; /* compressed size of mask */
-  gs_codec_params mask_params;
   int64_t output_nr;   /* which output of the producer the source is */
   int dtype;           /* gs_dtype of the original (compressed handles) */
   int device;          /* CUDA device, or -1 for the CPU */
@@ -208,6 +204,8 @@ typedef struct gs_handle {
   uint32_t plan_index; /* k: its pack's position in iteration plan_iter */
   uint64_t plan_iter;
   uint64_t full_bytes; /* the source's bytes at full precision */
+  PyObject *orig;      /* GPU: the original, held until its kernel reports no non-finite group */
+  uint32_t report;     /* GPU: 1 + index of the pinned word its kernel reports to, or 0 */
 } gs_handle;
 
 /* A new capsule owning h (which must be calloc'ed; the capsule frees it). NULL on failure, with
@@ -227,6 +225,25 @@ PyObject *gs__handle_find(PyObject *src, int64_t version);
  * allocator's segments; these say what part of them is saved activations). */
 uint64_t gs__handle_gpu_bytes(gs_category cat);
 
+
+/* ---- non-finite groups on the GPU (nonfinite.c): decided without a host sync ------------- */
+
+/* A pinned host word for one compress launch (its device address in *addr, set to 0): the word's
+ * index, or -ENOMEM (no pinned memory) / -ENOSPC (all words pending): keep the tensor exact. */
+int gs__report_take(uint64_t *addr);
+/* Returns a word taken for a launch that did not happen. */
+void gs__report_give_back(int word);
+/* A word whose launch happened but that no handle will own: freed once the kernel wrote it. */
+void gs__report_abandon(int word);
+/* h holds orig (a new reference, now h's) until the word says its kernel found no bad group. */
+void gs__report_attach(gs_handle *h, int word, PyObject *orig);
+/* 0: h's kernel has not reported yet (use h->orig); 1: clean (orig dropped); 2: it had a
+ * non-finite group, and h is now a kept handle holding the original. Never waits. */
+int gs__report_settle(gs_handle *h);
+/* Settles every handle whose kernel has reported (pack calls it: originals are dropped early). */
+void gs__report_poll(void);
+/* At h's death: its orig and its word (kept aside if the kernel has not written it yet). */
+void gs__report_release(gs_handle *h);
 
 /* ---- pack: read the facts (facts.c), decide, encode (encode.c), wrap (handle.c) ----------- */
 

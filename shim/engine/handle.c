@@ -46,13 +46,13 @@ static void gs__py_clear(PyObject **p) {
 }
 
 static void gs__handle_free(gs_handle *h) {
+  gs__report_release(h);
   gs__py_clear(&h->data);
   gs__py_clear(&h->src_ref);
   gs__py_clear(&h->cache_ref);
   gs__py_clear(&h->size);
   gs__py_clear(&h->stride);
   gs__py_clear(&h->producer);
-  gs__py_clear(&h->mask);
   free(h);
 }
 

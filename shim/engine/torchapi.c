@@ -54,14 +54,6 @@ static int gs__load_dtypes(PyObject *torch) {
     if (gs__torch.dtype[i] == NULL) return -ENOENT;
     if ((gs__torch.kw_dtype[i] = gs__kw_dtype(gs__torch.dtype[i])) == NULL) return -ENOMEM;
   }
-  /* fp32/bf16 keep 1e-30; fp16's smallest subnormal is 6e-8, so 1e-7 (rounds to 1.2e-7). */
-  static const double tiny[4] = {1e-30, 1e-7, 1e-30, 1.0};
-  for (int i = 0; i < 4; i++) {
-    PyObject *kw = gs__py.PyDict_New(), *v = gs__py.PyFloat_FromDouble(tiny[i]);
-    if (kw == NULL || v == NULL || gs__py.PyDict_SetItemString(kw, "alpha", v) != 0) return -ENOMEM;
-    gs__py.Py_DecRef(v);
-    gs__torch.kw_alpha[i] = kw;
-  }
   PyObject *u8 = gs__lookup(torch, "uint8");
   if (u8 == NULL || (gs__torch.kw_uint8 = gs__kw_dtype(u8)) == NULL) return -ENOENT;
   gs__py.Py_DecRef(u8);

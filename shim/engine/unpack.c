@@ -59,7 +59,7 @@ static int gs__check_version(gs_handle *h) {
 }
 
 /* Autograd may run a backward node on another stream than its forward: the compressed buffer
- * (data, or the ReLU mask's), read by the decompress kernel there, must not be reused before that
+ * (its sign plane included), read by the decompress kernel there, must not be reused before that
  * kernel ran. */
 static void gs__guard_stream(gs_handle *h, PyObject *data, uint64_t stream) {
   if (stream == h->stream || gs__torch.current_stream == NULL) return;
@@ -138,31 +138,11 @@ static PyObject *gs__restride(gs_handle *h, PyObject *dense) {
   return out;
 }
 
-/* ReLU outputs: values stochastic rounding sent to 0 get back a positive sign (+1e-30 where
- * the exact sign mask says x > 0), so ReLU's backward sees the exact mask. */
-static int gs__apply_mask(gs_handle *h, PyObject *out) {
-  PyObject *m = gs__empty_like(h, GS_DTYPE_BOOL);
-  uint64_t dst = m ? gs__torch_data_ptr(m) : 0;
-  int rc = dst ? gs__decode(h, h->mask, h->mask_bytes, &h->mask_params, dst) : -EFAULT;
-  PyObject *args = rc == 0 ? gs__py.PyTuple_New(1) : NULL;
-  if (args) {
-    gs__py.PyTuple_SetItem(args, 0, m);
-    m = NULL;
-    PyObject *r = gs__call_method(out, gs__torch.s_add_, args, gs__torch.kw_alpha[h->dtype]);
-    gs__py.Py_DecRef(args);
-    if (r) gs__py.Py_DecRef(r);
-    else rc = -EFAULT;
-  }
-  if (m) gs__py.Py_DecRef(m);
-  return rc ? rc : (args ? 0 : -ENOMEM);
-}
-
 PyObject *gs__decompress(gs_handle *h) {
   PyObject *out = gs__empty_like(h, h->dtype);
   if (out == NULL) return NULL;
   uint64_t dst = gs__torch_data_ptr(out);
   int rc = dst ? gs__decode(h, h->data, h->data_bytes, &h->params, dst) : -EFAULT;
-  if (rc == 0 && h->mask) rc = gs__apply_mask(h, out);
   if (rc == 0) return h->restride ? gs__restride(h, out) : out;
   gs__py.Py_DecRef(out);
   if (!gs__py.PyErr_Occurred()) {
@@ -187,6 +167,11 @@ PyObject *gs__unpack(PyObject *self, PyObject *obj) {
   }
   if (gs__check_version(h) != 0) return NULL;
   gs__plans_unpack(h);
+  /* GPU: until its kernel has reported no non-finite group, the original is the answer. */
+  if (h->compressed && (h->report || h->orig) && gs__report_settle(h) == 0) {
+    gs__py.Py_IncRef(h->orig);
+    return h->orig;
+  }
   if (!h->compressed) {
     if (h->held_bytes) gs__trace_saved(GS_SAVED_UNPACK, h->held_bytes, h->held_bytes, 0, 0, h->device);
     gs__py.Py_IncRef(h->data);

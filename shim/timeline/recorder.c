@@ -117,6 +117,8 @@ static void gs__push_alloc(unsigned type, uint64_t key, const gs_alloc_record *r
                  .cat2 = (uint8_t)to, .device = rec->device, .site = rec->site,
                  .a = key, .b = rec->size, .c = rec->stream, .d = rec->time_ns};
   if (type == GS_REC_ALLOC) ev.t = rec->time_ns; /* saves a clock read when the caller made one */
+  /* A free is never stamped before its allocation (another thread's clock may be ~1 µs ahead). */
+  if (type == GS_REC_FREE && (ev.t = gs__now_ns()) < rec->time_ns) ev.t = rec->time_ns;
   if (type == GS_REC_ALLOC && !ev.site) ev.site = gs__trace_site(rec->size);
   gs__push(&ev);
 }

@@ -289,6 +289,49 @@ START_TEST(test_bool_lossless) {
 }
 END_TEST
 
+/* GS_CODEC_RELU_MASK: every output is > 0 exactly where the input was, equal to the plain decode
+ * where that is already > 0, and +0 elsewhere; the sign plane costs ceil(n/8) bytes. */
+START_TEST(test_relu_sign_plane) {
+  const uint64_t n = 4099;
+  for (unsigned dtype = 0; dtype < 3; dtype++)
+    for (unsigned bits = 1; bits <= 8; bits *= 2) {
+      gs_codec_params p = params(n, dtype, bits, 256), q = p;
+      q.flags = GS_CODEC_RELU_MASK;
+      size_t esz = gs_td_elem_size(dtype), sp = gs_codec_size(&p), sq = gs_codec_size(&q);
+      ck_assert_uint_eq(sq, sp + (n + 7) / 8);
+      uint8_t *src = malloc(n * esz), *bp = malloc(sp), *bq = malloc(sq);
+      uint8_t *op = malloc(n * esz), *oq = malloc(n * esz);
+      float *ref = malloc(n * sizeof(float));
+      gs_td_fill(src, ref, n, dtype, GS_TD_RELU, 77 + bits);
+      for (uint64_t i = 5; i < n; i += 97) { /* tiny positives: rounding sends most to 0 */
+        if (dtype == 0) ((float *)src)[i] = 1e-20f;
+        else ((uint16_t *)src)[i] = 0x0001; /* smallest subnormal of fp16 and bf16 */
+        ref[i] = gs__load(src, i, dtype);
+      }
+      ck_assert_int_eq(gs_compress_cpu(&p, src, bp, 1), 0);
+      ck_assert_int_eq(gs_compress_cpu(&q, src, bq, 1), 0);
+      ck_assert(memcmp(bp + 32, bq + 32, sp - 32) == 0); /* same metas and levels */
+      ck_assert_int_eq(gs_decompress_cpu(bp, sp, op, &p, 1), 0);
+      ck_assert_int_eq(gs_decompress_cpu(bq, sq, oq, &p, 1), -EINVAL); /* flags differ */
+      ck_assert_int_eq(gs_decompress_cpu(bq, sq, oq, &q, 1), 0);
+      for (uint64_t i = 0; i < n; i++) {
+        float yp = gs__load(op, i, dtype), yq = gs__load(oq, i, dtype);
+        uint32_t tiny = gs__sign_tiny(dtype);
+        float ft = dtype == 0 ? gs__u2f(tiny) : gs__load(&(uint16_t){(uint16_t)tiny}, 0, dtype);
+        if (ref[i] > 0.0f) ck_assert(yq == (yp > 0.0f ? yp : ft));
+        else ck_assert(yq == 0.0f && !signbit(yq));
+      }
+      free(src), free(bp), free(bq), free(op), free(oq), free(ref);
+    }
+  gs_codec_params b = params(64, 3, 1, 0);
+  b.flags = GS_CODEC_RELU_MASK; /* bool tensors have no sign plane */
+  ck_assert_int_eq(gs_codec_validate(&b), -EINVAL);
+  b = params(64, 0, 4, 32);
+  b.flags = 2; /* unknown flag */
+  ck_assert_int_eq(gs_codec_validate(&b), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_corrupt_buffers) {
   enum { N = 777 };
   float src[N], out[N];
@@ -379,6 +422,7 @@ int main(void) {
   tcase_add_test(tc, test_constant_groups);
   tcase_add_test(tc, test_nonfinite);
   tcase_add_test(tc, test_bool_lossless);
+  tcase_add_test(tc, test_relu_sign_plane);
   tcase_add_test(tc, test_corrupt_buffers);
   tcase_add_test(tc, test_threads_identical);
   tcase_add_test(tc, test_key_changes_bytes);

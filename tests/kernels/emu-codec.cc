@@ -24,10 +24,11 @@ struct uint4 {
   unsigned x, y, z, w;
 };
 static inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
+static inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return uint4{a, b, c, d}; }
 static thread_local emu_dim3 threadIdx, blockIdx;
 static emu_dim3 gridDim, blockDim;
 enum { EMU_MAX_WARPS = 8 };
-static pthread_barrier_t emu_bar[EMU_MAX_WARPS];
+static pthread_barrier_t emu_bar[EMU_MAX_WARPS], emu_block_bar[EMU_MAX_WARPS];
 static uint64_t emu_slot[EMU_MAX_WARPS][32];
 template <class T> static T __ldg(const T *p) { return *p; }
 template <class T> static T __shfl_xor_sync(unsigned, T v, unsigned off) {
@@ -42,8 +43,17 @@ template <class T> static T __shfl_xor_sync(unsigned, T v, unsigned off) {
   return r;
 }
 static int __ffs(int x) { return __builtin_ffs(x); }
+static void __syncthreads(void) { pthread_barrier_wait(&emu_block_bar[blockIdx.x]); }
+static void __threadfence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+static void __threadfence_system(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 static unsigned atomicAdd(unsigned *p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 
+/* The kernels' conversion instructions, as the PTX ISA documents them (check-hwround proves the
+ * twin's integer code equal to this model). */
+#include "hwmodel.h"
+#define GS_CVT_MODEL_F16(f, mode) hm_round(0, f, mode)
+#define GS_CVT_MODEL_BF16(f, mode) hm_round(1, f, mode)
+#define GS_CVT_MODEL_F16_TO_F32(h) hm_f16_to_f32(h)
 #include "codec.cu"
 
 #include "gactshim.h"
@@ -71,20 +81,49 @@ static void emu_launch(emu_kernel fn, unsigned grid, unsigned block, const gs__k
   blockDim = emu_dim3{block, 1, 1};
   unsigned n = grid * block;
   for (unsigned w = 0; w < n / 32; w++) pthread_barrier_init(&emu_bar[w], NULL, 32);
+  for (unsigned b = 0; b < grid; b++) pthread_barrier_init(&emu_block_bar[b], NULL, block);
   for (unsigned i = 0; i < n; i++) {
     th[i] = emu_thread{fn, k, i / block, i % block, pthread_t()};
     pthread_create(&th[i].tid, NULL, emu_run, &th[i]);
   }
   for (unsigned i = 0; i < n; i++) pthread_join(th[i].tid, NULL);
   for (unsigned w = 0; w < n / 32; w++) pthread_barrier_destroy(&emu_bar[w]);
+  for (unsigned b = 0; b < grid; b++) pthread_barrier_destroy(&emu_block_bar[b]);
 }
 
 static int failures, cases;
 
 static void *alloc16(size_t bytes) { return aligned_alloc(16, (bytes + 15) / 16 * 16); }
 
-static void one_case(uint64_t n, unsigned dtype, unsigned bits, uint32_t group, int misalign) {
-  gs_codec_params p = {n, (gs_dtype)dtype, bits, group, 0xabcdull + n, 3 + bits};
+/* The parameters gpu.c passes (gs__kparams_of), built from the layout. */
+static gs__kparams kparams_of(const gs__layout &l, const void *src, void *dst, uint32_t *report) {
+  gs__kparams k;
+  memset(&k, 0, sizeof k);
+  k.src = (uint64_t)(uintptr_t)src, k.dst = (uint64_t)(uintptr_t)dst;
+  k.n = l.p.n, k.seed = l.p.seed, k.tensor_id = l.p.tensor_id, k.meta_off = l.meta_off;
+  k.data_off = l.data_off, k.mask_off = l.mask_off, k.ngroups = l.ngroups, k.group = l.p.group;
+  k.bits = l.p.bits, k.dtype = l.p.dtype, k.flags = l.p.flags, k.report = (uint64_t)(uintptr_t)report;
+  k.check = gs__header_check((uint8_t)l.p.dtype, (uint8_t)l.p.bits, (uint8_t)l.p.flags, l.p.group, l.p.n);
+  return k;
+}
+
+/* Input patterns beyond testdata.h: attention-mask-like rows (-inf, or the dtype's lowest finite
+ * value, on part of each row), the cases of issue 14's defect 2. */
+enum { IN_TD, IN_NEG_INF, IN_LOWEST };
+static void fill_mask_rows(uint8_t *src, uint64_t n, unsigned dtype, int how) {
+  for (uint64_t i = 0; i < n; i++) {
+    if ((i % 61) < 40) continue; /* the first 40 of each 61-element row stay as filled */
+    uint32_t f32 = how == IN_NEG_INF ? 0xff800000u : 0xff7fffffu;
+    uint16_t h16 = how == IN_NEG_INF ? (dtype == 1 ? 0xfc00u : 0xff80u) : (dtype == 1 ? 0xfbffu : 0xff7fu);
+    if (dtype == 0) memcpy(src + 4 * i, &f32, 4);
+    else memcpy(src + 2 * i, &h16, 2);
+  }
+}
+
+/* Compress on both twins, compare bytes and the host-mapped count; decompress on both, compare. */
+static void one_case(uint64_t n, unsigned dtype, unsigned bits, uint32_t group, int misalign,
+                     uint32_t flags, int input) {
+  gs_codec_params p = {n, (gs_dtype)dtype, bits, group, 0xabcdull + n, 3 + bits, flags, 0};
   gs__layout l;
   if (gs__layout_of(&p, &l) != 0) abort();
   size_t esz = gs_td_elem_size(dtype), size = l.total, off = misalign ? esz : 0;
@@ -92,30 +131,36 @@ static void one_case(uint64_t n, unsigned dtype, unsigned bits, uint32_t group, 
   uint8_t *gpu = (uint8_t *)alloc16(size + 16);
   uint8_t *out_cpu = (uint8_t *)malloc(n * esz + 1), *out_gpu = (uint8_t *)alloc16(n * esz + 32);
   gs_td_fill(src + off, NULL, n, dtype, (gs_td_kind)((n + bits) % 5), n * 7 + group);
-  if (n > 100 && dtype != 3) memset(src + off + (n / 3) * esz, 0xff, esz); /* a NaN */
-  gs_compress_cpu(&p, src + off, cpu, 1);
-  gs__kparams k;
+  if (input == IN_TD && n > 100 && dtype != 3) memset(src + off + (n / 3) * esz, 0xff, esz); /* a NaN */
+  if (input != IN_TD) fill_mask_rows(src + off, n, dtype, input);
+  int rc = gs_compress_cpu(&p, src + off, cpu, 1);
+  uint32_t report = 0x12345u, cpu_count;
+  memcpy(&cpu_count, cpu + 24, 4);
+  gs__kparams k = kparams_of(l, src + off, gpu, &report);
   memset(gpu, 0xCC, size + 16);
-  k.src = (uint64_t)(uintptr_t)(src + off), k.dst = (uint64_t)(uintptr_t)gpu;
-  k.n = n, k.seed = p.seed, k.tensor_id = p.tensor_id, k.meta_off = l.meta_off;
-  k.data_off = l.data_off, k.ngroups = l.ngroups, k.group = l.p.group, k.bits = l.p.bits;
-  k.dtype = dtype, k.check = gs__header_check((uint8_t)dtype, (uint8_t)l.p.bits, l.p.group, n);
   emu_launch(gs_k_header, 1, 32, k);
   emu_launch(gs_k_compress, 2, 64, k);
   cases++;
   if (memcmp(gpu, cpu, size) != 0 || gpu[size] != 0xCC) {
     size_t i = 0;
     while (i < size && gpu[i] == cpu[i]) i++;
-    printf("FAIL compress n=%llu dtype=%u bits=%u G=%u: byte %zu of %zu\n", (unsigned long long)n,
-           dtype, bits, group, i, size);
+    printf("FAIL compress n=%llu dtype=%u bits=%u G=%u flags=%u in=%d: byte %zu of %zu\n",
+           (unsigned long long)n, dtype, bits, group, flags, input, i, size);
+    failures++;
+  }
+  if (report != (GS_CODEC_REPORT_READY | cpu_count) || (rc == -ERANGE) != (cpu_count > 0) ||
+      (input != IN_TD && dtype != 1 && n >= 61 && cpu_count == 0)) {
+    printf("FAIL report n=%llu dtype=%u bits=%u G=%u in=%d: word %#x, CPU count %u, rc %d\n",
+           (unsigned long long)n, dtype, bits, group, input, report, cpu_count, rc);
     failures++;
   }
   gs_decompress_cpu(cpu, size, out_cpu, &p, 1);
-  k.src = (uint64_t)(uintptr_t)cpu, k.dst = (uint64_t)(uintptr_t)(out_gpu + off);
+  k = kparams_of(l, cpu, out_gpu + off, NULL);
   memset(out_gpu, 0xCC, n * esz + 32);
   emu_launch(gs_k_decompress, 2, 64, k);
   if (memcmp(out_gpu + off, out_cpu, n * esz) != 0 || out_gpu[off + n * esz] != 0xCC) {
-    printf("FAIL decompress n=%llu dtype=%u bits=%u G=%u\n", (unsigned long long)n, dtype, bits, group);
+    printf("FAIL decompress n=%llu dtype=%u bits=%u G=%u flags=%u in=%d\n", (unsigned long long)n,
+           dtype, bits, group, flags, input);
     failures++;
   }
   free(src), free(cpu), free(gpu), free(out_cpu), free(out_gpu);
@@ -128,9 +173,19 @@ int main(void) {
     for (unsigned bits = 1; bits <= 8; bits++) {
       if (dtype == 3 && bits > 1) break;
       for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
-        for (size_t g = 0; g < sizeof groups / sizeof *groups; g++)
-          one_case(sizes[s], dtype, bits, groups[g], (int)((s + g) & 1));
+        for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+          uint32_t flags = dtype != 3 && ((s + g + bits) & 1) ? GS_CODEC_RELU_MASK : 0u;
+          one_case(sizes[s], dtype, bits, groups[g], (int)((s + g) & 1), flags, IN_TD);
+        }
     }
+  /* Attention-mask-like inputs: flagged groups counted alike and decoded alike on both twins. */
+  for (unsigned dtype = 0; dtype < 3; dtype++)
+    for (unsigned bits = 2; bits <= 8; bits *= 2)
+      for (int input = IN_NEG_INF; input <= IN_LOWEST; input++) {
+        one_case(1000, dtype, bits, 32, 0, 0, input);
+        one_case(5003, dtype, bits, 256, 1, 0, input);
+        one_case(3000, dtype, bits, 512, 0, GS_CODEC_RELU_MASK, input);
+      }
   printf("%d emulated cases, %d failures\n", cases, failures);
   return failures ? 1 : 0;
 }

@@ -25,9 +25,9 @@ static int failures;
 /* One case: compress on both, compare bytes; decompress on both, compare bytes. `misalign`
  * shifts the device input by one element to exercise the unaligned load path. */
 static void one_case(uint64_t n, unsigned dtype, unsigned bits, uint32_t group, int misalign,
-                     int poison) {
+                     int poison, uint32_t flags) {
   gs_codec_params p = {.n = n, .dtype = (gs_dtype)dtype, .bits = bits, .group = group,
-                       .seed = 0xfeedull * n + bits, .tensor_id = 7 + group};
+                       .seed = 0xfeedull * n + bits, .tensor_id = 7 + group, .flags = flags};
   size_t esz = gs_td_elem_size(dtype), size = gs_codec_size(&p), in_bytes = n * esz;
   uint8_t *src = malloc(in_bytes + 8), *cpu = malloc(size), *gpu = malloc(size + 1);
   uint8_t *out_cpu = malloc(in_bytes + 8), *out_gpu = malloc(in_bytes + 8);
@@ -102,14 +102,15 @@ int main(void) {
       if (dtype == 3 && bits > 1) break;
       for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
         for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
-          one_case(sizes[s], dtype, bits, groups[g], (int)((s + g) & 1), s == 7);
+          uint32_t flags = dtype != 3 && ((s + g + bits) & 1) ? GS_CODEC_RELU_MASK : 0u;
+          one_case(sizes[s], dtype, bits, groups[g], (int)((s + g) & 1), s == 7, flags);
           cases++;
         }
     }
   /* Large tensors, the big-group two-pass path and the maximum group. */
-  one_case(16u << 20, 0, 4, 256, 0, 0);
-  one_case(16u << 20, 1, 3, 65536, 0, 0);
-  one_case(3u << 20, 2, 8, 4096, 1, 1);
+  one_case(16u << 20, 0, 4, 256, 0, 0, 0);
+  one_case(16u << 20, 1, 3, 65536, 0, 0, GS_CODEC_RELU_MASK);
+  one_case(3u << 20, 2, 8, 4096, 1, 1, 0);
   cases += 3;
   printf("%d cases, %d failures\n", cases, failures);
   return failures ? 1 : 0;
