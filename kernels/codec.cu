@@ -5,6 +5,7 @@
 
 /* Header of a compress call; `nonfinite` starts at 0 and gs_k_compress adds to it. Launched
  * before gs_k_compress on the same stream, so the atomics see the zero. */
+#if !defined(GS_PTX_PROBES) /* the probe build holds only the probes */
 extern "C" __global__ void gs_k_header(gs__kparams k) {
   if (threadIdx.x != 0 || blockIdx.x != 0) return;
   uint32_t *h = (uint32_t *)k.dst;
@@ -20,6 +21,7 @@ extern "C" __global__ void gs_k_header(gs__kparams k) {
   for (uint64_t i = k.meta_off + k.ngroups * GS_FMT_META_BYTES; i < k.data_off; i++)
     ((uint8_t *)k.dst)[i] = 0;
 }
+#endif
 
 /* Kernels are specialised by input dtype DT (0 f32, 1 f16, 2 bf16) and width BITS (templates):
  * the element loads, the level arithmetic and the packed stores are straight-line code for each. */
@@ -84,12 +86,15 @@ template <int BITS> __device__ __forceinline__ uint64_t gs__load_packed(const ui
 /* Running min/max and non-finite flag of the first cnt elements of x. */
 __device__ __forceinline__ void gs__minmax8(const float x[8], unsigned cnt, float *mn, float *mx,
                                             int *bad) {
+  uint32_t amax = 0; /* largest |x| as bits: Inf and NaN are the patterns >= 0x7f800000 */
   for (unsigned j = 0; j < 8; j++)
     if (j < cnt) {
       *mn = x[j] < *mn ? x[j] : *mn;
       *mx = x[j] > *mx ? x[j] : *mx;
-      *bad |= gs__nonfinite(x[j]);
+      uint32_t a = gs__f2u(x[j]) & 0x7fffffffu;
+      amax = a > amax ? a : amax;
     }
+  *bad |= amax >= 0x7f800000u;
 }
 
 /* Min/max/flag over `width` lanes (a power of two; segments of a warp reduce independently), so
@@ -228,9 +233,10 @@ template <int DT, int BITS> __device__ __forceinline__ void gs__decode_chunk(con
   uint64_t v = gs__load_packed<BITS>(src + k.data_off + c * BITS);
   bool sign = (k.flags & GS_FMT_FLAG_RELU) && !m.nonfinite;
   uint32_t s = sign ? src[k.mask_off + c] : 0u;
+  uint32_t nan = DT == 0 ? 0x7fc00000u : DT == 1 ? 0x7e00u : 0x7fc0u; /* as gs__out_* give NaN */
   for (unsigned j = 0; j < 8; j++) {
     float y = gs__dequant(gs__unpack1(v, j, BITS), &m);
-    o[j] = DT == 0 ? gs__f2u(y) : DT == 1 ? gs__out_f16(y) : gs__out_bf16(y);
+    o[j] = m.nonfinite ? nan : gs__out_finite(y, DT);
     if (sign) o[j] = gs__sign_apply(o[j], (s >> j) & 1u, DT);
   }
 }
@@ -266,6 +272,7 @@ __device__ __forceinline__ void gs__report(const gs__kparams &k) {
   case DT * 16 + 7: FN<DT, 7>(k); break;                                                          \
   case DT * 16 + 8: FN<DT, 8>(k); break;
 
+#if !defined(GS_PTX_PROBES) /* the probe build holds only the probes */
 extern "C" __global__ void __launch_bounds__(256) gs_k_compress(gs__kparams k) {
   if (k.dtype == 3) {
     gs__compress_bool(k);
@@ -274,6 +281,7 @@ extern "C" __global__ void __launch_bounds__(256) gs_k_compress(gs__kparams k) {
   }
   if (k.report) gs__report(k);
 }
+#endif
 
 /* Whether the buffer's header is the one p describes; if not, the output is NaN (bool: 0). */
 __device__ __forceinline__ bool gs__header_ok(const gs__kparams &k) {
@@ -331,6 +339,7 @@ template <int DT, int BITS> __device__ void gs__decompress_t(const gs__kparams &
   }
 }
 
+#if !defined(GS_PTX_PROBES) /* the probe build holds only the probes */
 extern "C" __global__ void __launch_bounds__(256) gs_k_decompress(gs__kparams k) {
   if (k.dtype == 3) {
     gs__decompress_bool(k);
@@ -338,3 +347,60 @@ extern "C" __global__ void __launch_bounds__(256) gs_k_decompress(gs__kparams k)
     GS__SPECIALISE(gs__decompress_t, k)
   }
 }
+#endif
+#if defined(GS_PTX_PROBES)
+/* Probes of the bandwidth model (bench/kernels/ptx_model.py, test kernels-ptx-model): the
+ * straight-line work of one whole aligned chunk of 8 elements in the steady state, built from the
+ * same functions as the kernels, into build/kernels/codec-probes.ptx only. Loop and index
+ * arithmetic (a few instructions per 32 elements) is not in them. */
+template <int DT, int BITS> __device__ __forceinline__ void gs__probe_compress(const gs__kparams &k,
+                                                                               const gs__meta &m) {
+  uint64_t c = threadIdx.x;
+  float x[8], mn = 0.0f, mx = 0.0f;
+  int bad = 0;
+  gs__load8<DT>((const uint8_t *)k.src + c * 8 * (DT == 0 ? 4 : 2), x);
+  gs__minmax8(x, 8, &mn, &mx, &bad);
+  uint32_t r[4];
+  gs__chunk_random(k.seed, k.tensor_id, c, r);
+  gs__store_packed<BITS>((uint8_t *)k.dst + k.data_off + c * BITS, gs__quant8<BITS>(x, 8, &m, r));
+  ((float *)k.dst)[0] = mn + mx + (float)bad; /* keeps the reduction alive */
+}
+
+/* Once per group and lane: the segment reduction (8 lanes, G = 256) and the meta. */
+template <int BITS> __device__ __forceinline__ void gs__probe_meta(const gs__kparams &k, float mn,
+                                                                   float mx, int bad) {
+  gs__warp_reduce(&mn, &mx, &bad, 8);
+  gs__meta m;
+  gs__meta_compute(mn, mx, bad, BITS, &m);
+  gs__emit_meta(k, threadIdx.x, &m);
+  ((float *)k.dst)[1] = m.minf + m.inv;
+}
+
+template <int DT, int BITS> __device__ __forceinline__ void gs__probe_decompress(gs__kparams k,
+                                                                                 uint32_t mw) {
+  uint64_t c = threadIdx.x;
+  uint32_t o[8];
+  k.flags = 0;
+  gs__decode_chunk<DT, BITS>(k, c, mw, true, o);
+  gs__store_chunk<DT>(k, c, o, 8);
+}
+
+#define GS__PROBES(NAME, DT, BITS)                                                                \
+  extern "C" __global__ void gs_probe_compress_##NAME##_b##BITS(gs__kparams k, gs__meta m) {      \
+    gs__probe_compress<DT, BITS>(k, m);                                                           \
+  }                                                                                               \
+  extern "C" __global__ void gs_probe_decompress_##NAME##_b##BITS(gs__kparams k, uint32_t mw) {   \
+    gs__probe_decompress<DT, BITS>(k, mw);                                                        \
+  }
+#define GS__PROBE_WIDTHS(NAME, DT) GS__PROBES(NAME, DT, 2) GS__PROBES(NAME, DT, 4) GS__PROBES(NAME, DT, 8)
+GS__PROBE_WIDTHS(f32, 0)
+GS__PROBE_WIDTHS(f16, 1)
+GS__PROBE_WIDTHS(bf16, 2)
+#define GS__PROBE_META(BITS)                                                                      \
+  extern "C" __global__ void gs_probe_meta_b##BITS(gs__kparams k, float mn, float mx, int bad) {  \
+    gs__probe_meta<BITS>(k, mn, mx, bad);                                                         \
+  }
+GS__PROBE_META(2)
+GS__PROBE_META(4)
+GS__PROBE_META(8)
+#endif

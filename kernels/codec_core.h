@@ -69,14 +69,23 @@ GS_HD float gs__u2f(uint32_t u) {
 GS_HD int gs__isfinite_bits(uint32_t u) { return (u & 0x7f800000u) != 0x7f800000u; }
 
 /* ---- Philox4x32-10 (Salmon et al., SC'11): 4x32-bit counter, 2x32-bit key. ---- */
+/* High half of a 32x32-bit product: one mul.hi on the device (a 64-bit product costs several). */
+GS_HD uint32_t gs__mulhi(uint32_t a, uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  return __umulhi(a, b);
+#else
+  return (uint32_t)(((uint64_t)a * b) >> 32);
+#endif
+}
+
 GS_HD void gs__philox(uint32_t c[4], uint32_t k0, uint32_t k1) {
   for (int r = 0; r < 10; r++) {
-    uint64_t p0 = (uint64_t)0xD2511F53u * c[0];
-    uint64_t p1 = (uint64_t)0xCD9E8D57u * c[2];
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0;
-    uint32_t n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
-    c[1] = (uint32_t)p1;
-    c[3] = (uint32_t)p0;
+    uint32_t h0 = gs__mulhi(0xD2511F53u, c[0]), l0 = 0xD2511F53u * c[0];
+    uint32_t h1 = gs__mulhi(0xCD9E8D57u, c[2]), l1 = 0xCD9E8D57u * c[2];
+    uint32_t n0 = h1 ^ c[1] ^ k0;
+    uint32_t n2 = h0 ^ c[3] ^ k1;
+    c[1] = l1;
+    c[3] = l0;
     c[0] = n0;
     c[2] = n2;
     k0 += 0x9E3779B9u;
@@ -95,7 +104,9 @@ GS_HD void gs__chunk_random(uint64_t seed, uint64_t tensor_id, uint64_t chunk, u
 }
 GS_HD float gs__uniform(const uint32_t r[4], unsigned j) {
   uint32_t h = (r[j >> 1] >> ((j & 1u) * 16u)) & 0xffffu;
-  return (float)(2u * h + 1u) * 7.62939453125e-06f; /* exact: (2h+1) * 2^-17 */
+  /* (2h+1) * 2^-17 exactly, without an int-to-float conversion (a quarter-rate instruction on a
+   * GPU): 1 + (2h+1)*2^-17 has that fraction field, and subtracting 1 is exact. */
+  return gs__u2f(0x3f800000u | (h << 7) | 0x40u) - 1.0f;
 }
 
 /* ---- 16-bit float conversions. mode: 0 nearest-even, 1 toward -Inf, 2 toward +Inf. ---- */
@@ -224,6 +235,18 @@ GS_HD uint16_t gs__out_bf16(float f) {
   return h;
 }
 
+/* Output pattern of y (DT 0 f32, 1 f16, 2 bf16) for a group that is not flagged: the same bits
+ * as gs__out_f16/gs__out_bf16, without their NaN branch (y is never NaN here: min16, step16 and
+ * the level are finite) and with the saturation as a select, so the decode loop has no branch. */
+GS_HD uint32_t gs__out_finite(float y, unsigned dt) {
+  uint32_t u = gs__f2u(y);
+  if (dt == 0) return u;
+  uint32_t h = dt == 1 ? gs__cvt_f16(y, GS_RN) : gs__cvt_bf16_rn(y);
+  uint32_t top = dt == 1 ? 0x7bffu : 0x7f7fu, mag = h & 0x7fffu;
+  uint32_t sat = mag < top ? mag : top; /* inf -> max finite, when y itself is finite */
+  return (h & 0x8000u) | (gs__isfinite_bits(u) ? sat : mag);
+}
+
 /* Input element i of a tensor of dtype 0/1/2 as fp32 (exact). */
 GS_HD float gs__load(const void *src, uint64_t i, unsigned dtype) {
   if (dtype == 0) return ((const float *)src)[i];
@@ -311,9 +334,12 @@ GS_HD uint32_t gs__quant(float x, const gs__meta *m, float u, uint32_t kmax) {
   return m->nonfinite ? 0u : (uint32_t)q;
 }
 
+/* (float)q for q < 2^23, exactly, without an int-to-float conversion: 2^23 + q minus 2^23. */
+GS_HD float gs__level_f32(uint32_t q) { return gs__u2f(0x4b000000u | q) - 8388608.0f; }
+
 GS_HD float gs__dequant(uint32_t q, const gs__meta *m) {
   if (m->nonfinite) return gs__u2f(0x7fc00000u);
-  float v = (float)q * m->stepf;
+  float v = gs__level_f32(q) * m->stepf;
   return m->minf + v;
 }
 

@@ -20,9 +20,34 @@ size_t gs_codec_size(const gs_codec_params *p) {
   return (size_t)l.total;
 }
 
+/* ---- which inner loops run ---- */
+
+/* The instruction set of the inner loops: a property of the CPU, picked on first use. Global
+ * because every call would pick the same; tests force each path with gs__codec_isa_set. */
+static int gs__isa = -1;
+
+int gs__codec_isa(void) {
+  int isa = __atomic_load_n(&gs__isa, __ATOMIC_RELAXED);
+  if (__builtin_expect(isa >= 0, 1)) return isa;
+  isa = gs__avx2_supported() ? GS__ISA_AVX2 : GS__ISA_PORTABLE;
+  __atomic_store_n(&gs__isa, isa, __ATOMIC_RELAXED);
+  return isa;
+}
+
+int gs__codec_isa_set(int isa) {
+  if (isa == GS__ISA_AUTO) {
+    __atomic_store_n(&gs__isa, -1, __ATOMIC_RELAXED);
+    return 0;
+  }
+  if (isa != GS__ISA_PORTABLE && (isa != GS__ISA_AVX2 || !gs__avx2_supported())) return -ENOTSUP;
+  __atomic_store_n(&gs__isa, isa, __ATOMIC_RELAXED);
+  return 0;
+}
+
 /* ---- compress ---- */
 
 typedef struct gs__job {
+  int isa; /* GS__ISA_*, read once per call so that one call uses one path */
   const gs_codec_params *p;
   const gs__layout *l;
   const void *src;
@@ -80,10 +105,23 @@ static void gs__store_packed(uint8_t *out, uint64_t v, unsigned nbytes) {
   for (unsigned b = 0; b < nbytes; b++) out[b] = (uint8_t)(v >> (8 * b));
 }
 
+/* The sign plane's bytes of x[0..cnt), the elements from index i (a multiple of 8). */
+static void gs__emit_signs(const gs__job *j, uint64_t i, const float *x, unsigned cnt) {
+  for (unsigned c = 0; c * 8 < cnt; c++)
+    j->dst[j->l->mask_off + i / 8 + c] = (uint8_t)gs__sign8(x + c * 8, cnt - c * 8 < 8 ? cnt - c * 8 : 8);
+}
+
 /* Quantizes and packs x[0..cnt), the elements from index i (a multiple of 8). */
 static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, const float *x,
                            unsigned cnt) {
   const gs_codec_params *p = j->p;
+  if (p->flags & GS_FMT_FLAG_RELU) gs__emit_signs(j, i, x, cnt);
+  if (j->isa == GS__ISA_AVX2) { /* whole 64-element runs; the tail below */
+    unsigned done = gs__avx2_emit(x, cnt, m, p->seed, p->tensor_id, i / 8, p->bits,
+                                  j->dst + j->l->data_off + i / 8 * p->bits);
+    i += done, x += done, cnt -= done;
+    if (cnt == 0) return;
+  }
   float u[GS__BLOCK];
   uint32_t q[GS__BLOCK], kmax = (1u << p->bits) - 1u;
   unsigned nch = (cnt + 7) / 8;
@@ -97,9 +135,6 @@ static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, cons
   uint8_t *out = j->dst + j->l->data_off + i / 8 * p->bits;
   for (unsigned c = 0; c < nch; c++)
     gs__store_packed(out + c * p->bits, gs__pack8(q + c * 8, p->bits), p->bits);
-  if (p->flags & GS_FMT_FLAG_RELU)
-    for (unsigned c = 0; c < nch; c++)
-      j->dst[j->l->mask_off + i / 8 + c] = (uint8_t)gs__sign8(x + c * 8, cnt - c * 8 < 8 ? cnt - c * 8 : 8);
 }
 
 static void gs__compress_group(gs__job *j, uint64_t g) {
@@ -111,7 +146,7 @@ static void gs__compress_group(gs__job *j, uint64_t g) {
   for (uint64_t i = i0; i < i1; i += GS__BLOCK) {
     unsigned cnt = i1 - i < GS__BLOCK ? (unsigned)(i1 - i) : GS__BLOCK;
     x = gs__as_f32(j->src, p->dtype, i, cnt, buf);
-    bad |= gs__minmax(x, cnt, &mn, &mx);
+    bad |= j->isa == GS__ISA_AVX2 ? gs__avx2_minmax(x, cnt, &mn, &mx) : gs__minmax(x, cnt, &mn, &mx);
   }
   gs__meta m;
   gs__meta_compute(mn, mx, bad, p->bits, &m);
@@ -151,6 +186,25 @@ static void gs__compress_run(void *arg, int i) {
 
 /* ---- decompress ---- */
 
+/* The chunks from c0 of a group ending at element i1 that the AVX2 loop decodes: whole chunks
+ * with 8 bytes readable at their start (the buffer's last few are left to the scalar loop), of a
+ * group without a sign plane (lut: output patterns per level). Returns how many it did. */
+static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, const uint32_t *lut,
+                                uint64_t c0, uint64_t i1) {
+  const gs__layout *l = j->l;
+  unsigned bits = l->p.bits;
+  uint64_t nch = i1 / 8 - c0;
+  while (nch && l->data_off + (c0 + nch - 1) * bits + 8 > l->total) nch--;
+  if (nch == 0) return 0;
+  const uint8_t *in = (const uint8_t *)j->src + l->data_off + c0 * bits;
+  if (l->p.dtype == GS_DTYPE_F32) {
+    gs__avx2_decode(in, nch, bits, m, NULL, (float *)j->dst + c0 * 8);
+    return nch;
+  }
+  gs__avx2_decode(in, nch, bits, m, lut, (uint16_t *)j->dst + c0 * 8);
+  return nch;
+}
+
 /* A group decodes to at most 2^bits distinct values: convert each level once (same function of
  * q as everywhere, so the same bytes), then decoding is a table lookup per element. */
 static void gs__decompress_group(gs__job *j, uint64_t g) {
@@ -174,7 +228,10 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
     lut[levels + q] = sign ? gs__sign_apply(lut[q], 1, p->dtype) : lut[q];
     if (sign) lut[q] = 0;
   }
-  for (uint64_t c = i0 / 8; c * 8 < i1; c++) {
+  uint64_t c = i0 / 8;
+  if (j->isa == GS__ISA_AVX2 && !sign && !(p->dtype == GS_DTYPE_F32 && m.nonfinite))
+    c += gs__decode_wide(j, &m, lut, c, i1);
+  for (; c * 8 < i1; c++) {
     const uint8_t *in = src + l->data_off + c * bits;
     uint64_t v = 0;
     for (unsigned b = 0; b < bits; b++) v |= (uint64_t)in[b] << (8 * b);
@@ -246,7 +303,7 @@ int gs_compress_cpu(const gs_codec_params *p, const void *src, void *dst, int nt
   /* The gap between the metas and the 16-byte aligned data is part of the format: zeros. */
   memset(out + l.meta_off + l.ngroups * GS_FMT_META_BYTES, 0,
          (size_t)(l.data_off - l.meta_off - l.ngroups * GS_FMT_META_BYTES));
-  gs__job proto = {.p = &l.p, .l = &l, .src = src, .dst = out};
+  gs__job proto = {.isa = gs__codec_isa(), .p = &l.p, .l = &l, .src = src, .dst = out};
   uint64_t units = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups;
   uint64_t bad = gs__parallel(&proto, units, gs__pick_threads(l.p.n, nthreads), gs__compress_run);
   uint32_t bad32 = bad > 0xffffffffu ? 0xffffffffu : (uint32_t)bad;
@@ -263,7 +320,7 @@ int gs_decompress_cpu(const void *src, size_t src_bytes, void *dst, const gs_cod
   if (expect != NULL &&
       (expect->n != l.p.n || expect->dtype != l.p.dtype || expect->flags != l.p.flags))
     return -EINVAL;
-  gs__job proto = {.p = &l.p, .l = &l, .src = src, .dst = (uint8_t *)dst};
+  gs__job proto = {.isa = gs__codec_isa(), .p = &l.p, .l = &l, .src = src, .dst = (uint8_t *)dst};
   uint64_t units = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups;
   gs__parallel(&proto, units, gs__pick_threads(l.p.n, nthreads), gs__decompress_run);
   return 0;

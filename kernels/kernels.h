@@ -81,6 +81,26 @@ static inline int gs__layout_read_header(const void *src, size_t bytes, gs__layo
 
 
 
+/* ---- the CPU twin's inner loops: portable C, or AVX2 (codec_avx2.c), picked at run time ---- */
+
+enum { GS__ISA_AUTO = -1, GS__ISA_PORTABLE = 0, GS__ISA_AVX2 = 1 };
+
+/* The path calls use now (the best the CPU has unless a test forced one). */
+int gs__codec_isa(void);
+/* Forces a path (tests, benchmarks): 0, or -ENOTSUP when this CPU or build lacks it; AUTO goes
+ * back to the best one. Not for use while another thread is in the codec. */
+int gs__codec_isa_set(int isa);
+
+/* codec_avx2.c: whether the CPU has AVX2; quantize+pack whole 64-element runs of x[0..cnt) from
+ * chunk chunk0 (returns how many elements it did); min/max/non-finite as gs__minmax; decode nch
+ * whole chunks of a group (fp32 when lut16 is NULL, else 16-bit through the group's table). */
+int gs__avx2_supported(void);
+unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
+                       uint64_t chunk0, unsigned bits, uint8_t *out);
+int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx);
+void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
+                     const uint32_t *lut16, void *out);
+
 /* Most lanes the CPU codec uses: ranges one call is split into, and threads the pool may have. */
 #define GS__MAX_THREADS 64
 

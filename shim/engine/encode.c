@@ -212,9 +212,17 @@ static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
 
 /* GPU: a pinned word for the kernel's count of non-finite groups, and the original to hold until
  * it says 0 (nonfinite.c). 0, or -1 with *why set: the tensor is kept exact. */
-static int gs__gpu_report(PyObject *t, gs_codec_params *p, int *word, PyObject **orig,
+static int gs__gpu_report(PyObject *t, int dev, gs_codec_params *p, int *word, PyObject **orig,
                           gs_skip_reason *why) {
   gs__report_poll(); /* originals of tensors found clean since the last pack go now */
+  /* The first word allocates pinned memory, which must not happen inside a CUDA graph capture. */
+  uint64_t stream;
+  if (!gs__report_allocated() && (gs__torch_current_stream(dev, &stream) != 0 ||
+                                  gs_gpu_stream_capturing((void *)(uintptr_t)stream) != 0)) {
+    if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
+    *why = GS_SKIP_CAPTURE;
+    return -1;
+  }
   *word = gs__report_take(&p->report);
   if (*word < 0) {
     gs__warn_once("report", "no pinned memory for the GPU kernels' non-finite counts (%d); such "
@@ -243,7 +251,7 @@ static PyObject *gs__compress_src(PyObject *t, PyObject *src, uint64_t src_ptr,
   uint64_t stream = 0;
   int rc = 0, word = -1;
   PyObject *orig = NULL;
-  if (f->device >= 0 && gs__gpu_report(t, &p, &word, &orig, why) != 0) return NULL;
+  if (f->device >= 0 && gs__gpu_report(t, f->device, &p, &word, &orig, why) != 0) return NULL;
   PyObject *out = gs__encode_buffer(src, src_ptr, f->device, &p, &stream, &rc);
   if (out == NULL) {
     if (orig) gs__report_give_back(word), gs__py.Py_DecRef(orig); /* nothing was launched */

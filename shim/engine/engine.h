@@ -228,6 +228,8 @@ uint64_t gs__handle_gpu_bytes(gs_category cat);
 
 /* ---- non-finite groups on the GPU (nonfinite.c): decided without a host sync ------------- */
 
+/* Whether the pinned words exist (the first gs__report_take allocates them). */
+bool gs__report_allocated(void);
 /* A pinned host word for one compress launch (its device address in *addr, set to 0): the word's
  * index, or -ENOMEM (no pinned memory) / -ENOSPC (all words pending): keep the tensor exact. */
 int gs__report_take(uint64_t *addr);

@@ -51,6 +51,8 @@ static int gs__report_alloc(void) {
   return 0;
 }
 
+bool gs__report_allocated(void) { return gs__report_words != NULL; }
+
 int gs__report_take(uint64_t *addr) {
   if (gs__report_words == NULL && gs__report_alloc() != 0) return -ENOMEM;
   if (gs__report_busy == GS__REPORT_WORDS) gs__report_poll();

@@ -107,6 +107,18 @@ START_TEST(test_edges_and_random) {
 }
 END_TEST
 
+/* The kernels' conversion-free forms of (float)(2h+1)*2^-17 and (float)q are the same values. */
+START_TEST(test_integer_to_float_identities) {
+  for (uint32_t h = 0; h < 0x10000u; h++) {
+    uint32_t r[4] = {h << 16 | h, 0, 0, 0}; /* element 0: low half, element 1: high half */
+    ck_assert(gs__uniform(r, 0) == (float)(2u * h + 1u) * 7.62939453125e-06f);
+    ck_assert(gs__uniform(r, 1) == (float)(2u * h + 1u) * 7.62939453125e-06f);
+  }
+  for (uint32_t q = 0; q < (1u << 23); q += q < 4096 ? 1 : 4093) ck_assert(gs__level_f32(q) == (float)q);
+  ck_assert(gs__mulhi(0xffffffffu, 0xffffffffu) == 0xfffffffeu);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("hwround");
   TCase *tc = tcase_create("model");
@@ -115,6 +127,7 @@ int main(void) {
   tcase_add_test(tc, test_bf16_patterns_and_boundaries);
   tcase_add_test(tc, test_f16_to_f32_exact);
   tcase_add_test(tc, test_edges_and_random);
+  tcase_add_test(tc, test_integer_to_float_identities);
   suite_add_tcase(s, tc);
   return gs_check_run(s);
 }

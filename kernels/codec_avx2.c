@@ -1,0 +1,235 @@
+/* codec_avx2.c: the CPU twin's inner loops with AVX2 intrinsics, chosen at run time (codec_cpu.c).
+ *
+ * Same operations in the same order as the portable loops (codec_core.h): IEEE +, -, *, / on fp32
+ * lanes, truncating conversions of in-range values, integer Philox; so the bytes are the same,
+ * which tests/kernels checks path against path. Built for any x86_64 with a target attribute per
+ * function; called only when the CPU says it has AVX2. */
+#include "kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define GS__AVX2 __attribute__((target("avx2")))
+
+/* ---- compress ---- */
+
+/* High and low 32 bits of the 8 lane products a * m (32 x 32 -> 64 bits). */
+GS__AVX2 static inline void gs__mul_hilo(__m256i a, __m256i m, __m256i *hi, __m256i *lo) {
+  __m256i even = _mm256_mul_epu32(a, m), odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+  *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+/* gs__chunk_random for the 16 chunks chunk0 .. chunk0+15 at once: lane c of r[h][w] is word w of
+ * chunk chunk0+8h+c (gs__philox, a round at a time on all lanes). Two independent sets of 8 lanes
+ * so that one's multiply latency hides behind the other's. */
+GS__AVX2 static void gs__philox16(uint64_t seed, uint64_t tensor_id, uint64_t chunk0, __m256i r[2][4]) {
+  uint32_t lo[16], hi[16];
+  for (unsigned c = 0; c < 16; c++) lo[c] = (uint32_t)(chunk0 + c), hi[c] = (uint32_t)((chunk0 + c) >> 32);
+  __m256i c0[2], c1[2], c2[2], c3[2];
+  _Pragma("GCC unroll 16")
+  for (int h = 0; h < 2; h++) {
+    c0[h] = _mm256_loadu_si256((const __m256i *)(lo + 8 * h));
+    c1[h] = _mm256_loadu_si256((const __m256i *)(hi + 8 * h));
+    c2[h] = _mm256_set1_epi32((int)(uint32_t)tensor_id);
+    c3[h] = _mm256_set1_epi32((int)(uint32_t)(tensor_id >> 32));
+  }
+  const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  _Pragma("GCC unroll 16")
+  for (int round = 0; round < 10; round++) {
+    __m256i key0 = _mm256_set1_epi32((int)k0), key1 = _mm256_set1_epi32((int)k1);
+    _Pragma("GCC unroll 16")
+  for (int h = 0; h < 2; h++) {
+      __m256i hi0, lo0, hi1, lo1;
+      gs__mul_hilo(c0[h], m0, &hi0, &lo0);
+      gs__mul_hilo(c2[h], m1, &hi1, &lo1);
+      c0[h] = _mm256_xor_si256(_mm256_xor_si256(hi1, c1[h]), key0);
+      c2[h] = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[h]), key1);
+      c1[h] = lo1;
+      c3[h] = lo0;
+    }
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  _Pragma("GCC unroll 16")
+  for (int h = 0; h < 2; h++) r[h][0] = c0[h], r[h][1] = c1[h], r[h][2] = c2[h], r[h][3] = c3[h];
+}
+
+/* Transposes 8 rows of 8 floats in place: v[j] lane c becomes the old v[c] lane j. */
+GS__AVX2 static inline void gs__transpose8(__m256 v[8]) {
+  __m256 t[8], s[8];
+  _Pragma("GCC unroll 16")
+  for (int k = 0; k < 4; k++) {
+    t[2 * k] = _mm256_unpacklo_ps(v[2 * k], v[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(v[2 * k], v[2 * k + 1]);
+  }
+  _Pragma("GCC unroll 16")
+  for (int k = 0; k < 2; k++) {
+    s[4 * k + 0] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    s[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    s[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    s[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  _Pragma("GCC unroll 16")
+  for (int k = 0; k < 4; k++) {
+    v[k] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x20);
+    v[k + 4] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x31);
+  }
+}
+
+/* Writes the 8 packed chunks (lane c: bits 0-31 in lo, 32-63 in hi) as 8 * bits bytes. */
+GS__AVX2 static inline void gs__store_chunks(uint8_t *out, __m256i lo, __m256i hi, unsigned bits) {
+  if (bits == 4) {
+    _mm256_storeu_si256((__m256i *)out, lo);
+    return;
+  }
+  __m256i a = _mm256_unpacklo_epi32(lo, hi), b = _mm256_unpackhi_epi32(lo, hi); /* c0 c1 c4 c5 | c2 c3 c6 c7 */
+  uint64_t v[8];
+  _mm256_storeu_si256((__m256i *)v, _mm256_permute2x128_si256(a, b, 0x20));
+  _mm256_storeu_si256((__m256i *)(v + 4), _mm256_permute2x128_si256(a, b, 0x31));
+  /* 8-byte stores overlap the next chunks, which are written after; the last ones are stored
+   * exactly so nothing beyond these 8 * bits bytes is touched (another thread may own them). */
+  unsigned c = 0;
+  for (; c * bits + 8 <= 8 * bits; c++) memcpy(out + c * bits, &v[c], 8);
+  for (; c < 8; c++)
+    for (unsigned k = 0; k < bits; k++) out[c * bits + k] = (uint8_t)(v[c] >> (8 * k));
+}
+
+/* Quantizes and packs 64 elements x[0..64) (8 chunks, random words r) of a finite group. */
+GS__AVX2 static void gs__emit64(const float *x, const gs__meta *m, const __m256i r[4], unsigned bits,
+                                uint8_t *out) {
+  __m256 v[8];
+  _Pragma("GCC unroll 16")
+  for (int c = 0; c < 8; c++) v[c] = _mm256_loadu_ps(x + 8 * c);
+  gs__transpose8(v); /* v[j]: element j of each chunk */
+  const __m256 minf = _mm256_set1_ps(m->minf), inv = _mm256_set1_ps(m->inv);
+  const __m256 kf = _mm256_set1_ps((float)((1u << bits) - 1u)), scale = _mm256_set1_ps(7.62939453125e-06f);
+  const __m256i mask16 = _mm256_set1_epi32(0xffff), one = _mm256_set1_epi32(1);
+  __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+  _Pragma("GCC unroll 16")
+  for (unsigned j = 0; j < 8; j++) {
+    __m256i h = _mm256_and_si256(_mm256_srli_epi32(r[j >> 1], (int)((j & 1u) * 16u)), mask16);
+    __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_or_si256(_mm256_slli_epi32(h, 1), one)), scale);
+    __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v[j], minf), inv), u);
+    __m256i q = _mm256_cvttps_epi32(_mm256_min_ps(t, kf)); /* t < kf ? t : kf, as the twin */
+    unsigned s = j * bits;
+    if (s < 32) lo = _mm256_or_si256(lo, _mm256_sll_epi32(q, _mm_cvtsi32_si128((int)s)));
+    if (s + bits > 32)
+      hi = _mm256_or_si256(hi, s >= 32 ? _mm256_sll_epi32(q, _mm_cvtsi32_si128((int)(s - 32)))
+                                       : _mm256_srl_epi32(q, _mm_cvtsi32_si128((int)(32 - s))));
+  }
+  gs__store_chunks(out, lo, hi, bits);
+}
+
+GS__AVX2 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
+                       uint64_t chunk0, unsigned bits, uint8_t *out) {
+  unsigned done = 0;
+  if (m->nonfinite) { /* every level is 0, as in gs__quant */
+    done = cnt / 64 * 64;
+    memset(out, 0, done / 8 * bits);
+    return done;
+  }
+  __m256i r[2][4];
+  for (; done + 64 <= cnt; done += 128, chunk0 += 16, out += 16 * bits) {
+    gs__philox16(seed, tid, chunk0, r); /* a 64-element tail wastes half of it: rare */
+    gs__emit64(x + done, m, r[0], bits, out);
+    if (done + 128 > cnt) return done + 64;
+    gs__emit64(x + done + 64, m, r[1], bits, out + 8 * bits);
+  }
+  return done;
+}
+
+/* gs__minmax of codec_cpu.c: the same 8 lanes (element e in lane e % 8), the same compare-select
+ * (min_ps(v, lo) is v < lo ? v : lo), the same reduction order, so the same min and max. */
+GS__AVX2 int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx) {
+  __m256 lo = _mm256_set1_ps(*mn), hi = _mm256_set1_ps(*mx);
+  const __m256i expo = _mm256_set1_epi32(0x7f800000);
+  __m256i bad = _mm256_setzero_si256();
+  unsigned e = 0;
+  for (; e + 8 <= cnt; e += 8) {
+    __m256 v = _mm256_loadu_ps(x + e);
+    lo = _mm256_min_ps(v, lo);
+    hi = _mm256_max_ps(v, hi);
+    __m256i ex = _mm256_and_si256(_mm256_castps_si256(v), expo);
+    bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(ex, expo));
+  }
+  float l[8], h[8];
+  _mm256_storeu_ps(l, lo);
+  _mm256_storeu_ps(h, hi);
+  int anybad = !_mm256_testz_si256(bad, bad);
+  for (unsigned k = 0; e + k < cnt; k++) {
+    float v = x[e + k];
+    l[k] = v < l[k] ? v : l[k];
+    h[k] = v > h[k] ? v : h[k];
+    anybad |= (gs__f2u(v) & 0x7f800000u) == 0x7f800000u;
+  }
+  for (unsigned k = 1; k < 8; k++) {
+    l[0] = l[k] < l[0] ? l[k] : l[0];
+    h[0] = h[k] > h[0] ? h[k] : h[0];
+  }
+  *mn = l[0];
+  *mx = h[0];
+  return anybad;
+}
+
+/* ---- decompress ---- */
+
+/* The levels of one chunk (8 bytes read at in; bits of them are its own) in 8 lanes. */
+GS__AVX2 static inline __m256i gs__levels(const uint8_t *in, unsigned bits, __m256i shifts_lo,
+                                          __m256i shifts_hi, __m256i mask) {
+  uint64_t v;
+  memcpy(&v, in, 8);
+  __m256i w = _mm256_set1_epi64x((long long)v);
+  __m256i a = _mm256_srlv_epi64(w, shifts_lo), b = _mm256_srlv_epi64(w, shifts_hi);
+  /* Low dwords of a (elements 0-3) and b (4-7), in order. */
+  __m256i ab = _mm256_blend_epi32(a, _mm256_slli_epi64(b, 32), 0xAA); /* 0 4 1 5 | 2 6 3 7 */
+  ab = _mm256_permutevar8x32_epi32(ab, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+  (void)bits;
+  return _mm256_and_si256(ab, mask);
+}
+
+/* Chunks [0, nch) of a finite group's data at in, 8 readable bytes at each chunk's start. fp32
+ * lanes: min + (float)q * step, as gs__dequant; 16-bit lanes: the group's table of levels. */
+GS__AVX2 void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
+                              const uint32_t *lut16, void *out) {
+  __m256i shifts_lo = _mm256_setr_epi64x(0, bits, 2 * bits, 3 * bits);
+  __m256i shifts_hi = _mm256_setr_epi64x(4 * bits, 5 * bits, 6 * bits, 7 * bits);
+  __m256i mask = _mm256_set1_epi32((int)((1u << bits) - 1u));
+  const __m256 minf = _mm256_set1_ps(m->minf), stepf = _mm256_set1_ps(m->stepf);
+  for (uint64_t c = 0; c < nch; c++) {
+    __m256i q = gs__levels(in + c * bits, bits, shifts_lo, shifts_hi, mask);
+    if (lut16 == NULL) {
+      __m256 x = _mm256_add_ps(minf, _mm256_mul_ps(_mm256_cvtepi32_ps(q), stepf));
+      _mm256_storeu_ps((float *)out + c * 8, x);
+    } else {
+      __m256i h = _mm256_i32gather_epi32((const int *)lut16, q, 4);
+      __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+      _mm_storeu_si128((__m128i *)((uint16_t *)out + c * 8), p);
+    }
+  }
+}
+
+int gs__avx2_supported(void) {
+  __builtin_cpu_init(); /* needed if the first codec call runs in some library's constructor */
+  return __builtin_cpu_supports("avx2"); /* CPU and OS (YMM state enabled) */
+}
+
+#else
+
+int gs__avx2_supported(void) { return 0; }
+unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
+                       uint64_t chunk0, unsigned bits, uint8_t *out) {
+  (void)x, (void)cnt, (void)m, (void)seed, (void)tid, (void)chunk0, (void)bits, (void)out;
+  return 0;
+}
+int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx) {
+  (void)x, (void)cnt, (void)mn, (void)mx;
+  return -1;
+}
+void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
+                     const uint32_t *lut16, void *out) {
+  (void)in, (void)nch, (void)bits, (void)m, (void)lut16, (void)out;
+}
+
+#endif

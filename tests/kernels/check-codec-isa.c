@@ -1,0 +1,104 @@
+/* check-codec-isa.c: each SIMD path of the CPU twin makes the same bytes as the portable path. */
+#include "kernels.h"
+#include "testdata.h"
+
+#include <check.h>
+#include "../check_run.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The portable path is the reference: its bytes are pinned by check-codec (known answers) and the
+ * GPU emulator test. Sizes cover tails of every length mod 8 and mod 64, groups smaller and
+ * larger than a 64-element run and than a 256-element block. */
+#define GS__N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const uint64_t sizes[] = {1, 7, 8, 9, 63, 64, 65, 127, 255, 256, 257, 1000, 4099, 70001};
+static const uint32_t groups[] = {32, 64, 96, 256, 1024};
+static const int isas[] = {GS__ISA_AVX2};
+
+/* Inputs: one of the test distributions, with a non-finite value and a constant run planted so
+ * flagged and zero-step groups are on the path too. */
+static void fill(void *src, uint64_t n, unsigned dtype, unsigned variant) {
+  gs_td_fill(src, NULL, n, dtype, (gs_td_kind)(variant % 5), 1000 + variant);
+  if (variant % 3 == 1 && n > 40) {
+    float inf = gs__u2f(0x7f800000u);
+    if (dtype == GS_DTYPE_F32) ((float *)src)[n / 2] = inf;
+    else ((uint16_t *)src)[n / 2] = dtype == GS_DTYPE_F16 ? 0x7c00u : 0x7f80u;
+  }
+  if (variant % 3 == 2 && n > 200)
+    for (uint64_t i = 100; i < 200; i++) memcpy((uint8_t *)src + i * gs_dtype_bytes(dtype), src, gs_dtype_bytes(dtype));
+}
+
+/* Compresses src with the given path, then decompresses the portable bytes with it. */
+static void run_path(int isa, const gs_codec_params *p, const void *src, uint8_t *buf,
+                     const uint8_t *ref_buf, size_t size, void *out, int threads) {
+  ck_assert_int_eq(gs__codec_isa_set(isa), 0);
+  int rc = gs_compress_cpu(p, src, buf, threads);
+  ck_assert(rc == 0 || rc == -ERANGE);
+  ck_assert_int_eq(gs_decompress_cpu(ref_buf ? ref_buf : buf, size, out, p, threads), 0);
+}
+
+static void compare(int isa, uint64_t n, unsigned dtype, unsigned bits, uint32_t group,
+                    unsigned misalign, int threads, uint32_t flags) {
+  gs_codec_params p = {.n = n, .dtype = (gs_dtype)dtype, .bits = bits, .group = group,
+                       .seed = 0x0123456789abcdefull ^ n, .tensor_id = 7 + bits, .flags = flags};
+  size_t size = gs_codec_size(&p), esz = gs_dtype_bytes((gs_dtype)dtype);
+  uint8_t *raw = malloc((n + misalign) * esz), *a = malloc(size), *b = malloc(size);
+  uint8_t *oa = malloc(n * esz), *ob = malloc(n * esz);
+  ck_assert(raw && a && b && oa && ob);
+  void *src = raw + misalign * esz; /* element-aligned, not vector-aligned */
+  fill(src, n, dtype, (unsigned)(n + bits + group));
+  run_path(GS__ISA_PORTABLE, &p, src, a, NULL, size, oa, threads);
+  run_path(isa, &p, src, b, a, size, ob, threads);
+  for (size_t i = 0; i < size; i++)
+    ck_assert_msg(a[i] == b[i], "isa %d dtype %u bits %u group %u n %llu: compressed byte %zu "
+                  "differs (%u vs %u)", isa, dtype, bits, group, (unsigned long long)n, i, a[i], b[i]);
+  ck_assert_msg(memcmp(oa, ob, n * esz) == 0, "isa %d dtype %u bits %u group %u n %llu: "
+                "decompressed bytes differ", isa, dtype, bits, group, (unsigned long long)n);
+  free(raw), free(a), free(b), free(oa), free(ob);
+}
+
+/* Loop index: the path. Every dtype x width x group x size, src misaligned by 0..1 elements. */
+START_TEST(test_same_bytes_as_portable) {
+  int isa = isas[_i];
+  if (gs__codec_isa_set(isa) != 0) {
+    printf("SKIP: this CPU or build lacks path %d\n", isa);
+    return;
+  }
+  for (unsigned dtype = 0; dtype < 3; dtype++)
+    for (unsigned bits = 1; bits <= 8; bits++)
+      for (size_t g = 0; g < GS__N(groups); g++)
+        for (size_t k = 0; k < GS__N(sizes); k++)
+          compare(isa, sizes[k], dtype, bits, groups[g], (unsigned)(k & 1), 1, 0);
+  /* With the ReLU sign plane (GS_CODEC_RELU_MASK): written by compress, applied by decompress. */
+  for (unsigned dtype = 0; dtype < 3; dtype++)
+    for (unsigned bits = 1; bits <= 8; bits += 3)
+      for (size_t k = 0; k < GS__N(sizes); k++)
+        compare(isa, sizes[k], dtype, bits, 256, (unsigned)(k & 1), 1, GS_CODEC_RELU_MASK);
+  /* Split over threads: ranges start at group boundaries inside 64-element runs of the buffer. */
+  compare(isa, 3u << 20, GS_DTYPE_F32, 3, 96, 1, 3, 0);
+  compare(isa, 3u << 20, GS_DTYPE_BF16, 4, 32, 0, 4, GS_CODEC_RELU_MASK);
+  gs__codec_isa_set(GS__ISA_AUTO);
+}
+END_TEST
+
+/* Forcing a path the CPU lacks is refused, and AUTO picks a path the CPU has. */
+START_TEST(test_forcing) {
+  ck_assert_int_eq(gs__codec_isa_set(GS__ISA_PORTABLE), 0);
+  ck_assert_int_eq(gs__codec_isa(), GS__ISA_PORTABLE);
+  ck_assert_int_eq(gs__codec_isa_set(GS__ISA_AVX2), gs__avx2_supported() ? 0 : -ENOTSUP);
+  ck_assert_int_eq(gs__codec_isa_set(42), -ENOTSUP);
+  ck_assert_int_eq(gs__codec_isa_set(GS__ISA_AUTO), 0);
+  ck_assert_int_eq(gs__codec_isa(), gs__avx2_supported() ? GS__ISA_AVX2 : GS__ISA_PORTABLE);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("codec-isa");
+  TCase *tc = tcase_create("paths");
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, test_forcing);
+  tcase_add_loop_test(tc, test_same_bytes_as_portable, 0, (int)GS__N(isas));
+  suite_add_tcase(s, tc);
+  return gs_check_run(s);
+}
