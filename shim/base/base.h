@@ -171,10 +171,22 @@ typedef enum gs_skip_reason {
   GS_SKIP_NONFINITE,  /* a group held Inf or NaN (CPU path: kept exact) */
   GS_SKIP_ERROR,      /* something failed inside the shim: kept exact (fail-open) */
   GS_SKIP_CAPTURE,    /* its stream was capturing a CUDA graph: kept rather than launch into it */
+  GS_SKIP_SUBCLASS,   /* a tensor subclass (DTensor, Float8, NF4…): its data is not the outer tensor */
+  GS_SKIP_DEVICE,     /* on a device other than the CPU and CUDA (XPU, MPS, HPU…) */
   GS_SKIP__COUNT
 } gs_skip_reason;
 
 const char *gs__skip_name(gs_skip_reason r);
+
+/* Regions of a program the hooks did not see, counted as they begin. Keys of the JSON's "unseen". */
+typedef enum gs_unseen_reason {
+  GS_UNSEEN_DISABLED = 0, /* PyTorch switched saved-tensor hooks off (torch.func): the shim stepped aside */
+  GS_UNSEEN_CHECKPOINT,   /* activation checkpointing's own hooks stood above the shim's */
+  GS_UNSEEN_HOOKS,        /* another saved_tensors_hooks (save_on_cpu, the user's) stood above */
+  GS_UNSEEN__COUNT
+} gs_unseen_reason;
+
+const char *gs__unseen_name(gs_unseen_reason r);
 
 /* What failed inside the shim (fail-open: the job goes on). Keys of the JSON's "failed" object.
  * A saved tensor that fails is also counted as skipped "error". */
@@ -196,6 +208,7 @@ typedef struct gs_stats {
   uint64_t gpu_kernel_ns, gpu_kernel_timed, gpu_kernel_untimed;
   uint64_t skipped[GS_SKIP__COUNT];
   uint64_t failed[GS_FAIL__COUNT];
+  uint64_t unseen[GS_UNSEEN__COUNT];
 } gs_stats;
 
 /* The process's counters. Global because every hook in every thread adds to them; atomics only. */

@@ -21,6 +21,11 @@ static const char *const gs__skip_names[GS_SKIP__COUNT] = {
   [GS_SKIP_PARAM] = "param",       [GS_SKIP_SMALL] = "small",   [GS_SKIP_DTYPE] = "dtype",
   [GS_SKIP_DUPLICATE] = "duplicate", [GS_SKIP_POLICY] = "policy", [GS_SKIP_LAYOUT] = "layout",
   [GS_SKIP_NONFINITE] = "nonfinite", [GS_SKIP_ERROR] = "error", [GS_SKIP_CAPTURE] = "capture",
+  [GS_SKIP_SUBCLASS] = "subclass", [GS_SKIP_DEVICE] = "device",
+};
+
+static const char *const gs__unseen_names[GS_UNSEEN__COUNT] = {
+  [GS_UNSEEN_DISABLED] = "disabled", [GS_UNSEEN_CHECKPOINT] = "checkpoint", [GS_UNSEEN_HOOKS] = "hooks",
 };
 
 static const char *const gs__fail_names[GS_FAIL__COUNT] = {
@@ -30,6 +35,10 @@ static const char *const gs__fail_names[GS_FAIL__COUNT] = {
 
 const char *gs__skip_name(gs_skip_reason r) {
   return (unsigned)r < GS_SKIP__COUNT ? gs__skip_names[r] : "unknown";
+}
+
+const char *gs__unseen_name(gs_unseen_reason r) {
+  return (unsigned)r < GS_UNSEEN__COUNT ? gs__unseen_names[r] : "unknown";
 }
 
 static uint64_t gs__get(const uint64_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
@@ -73,6 +82,10 @@ static int gs__stats_format(char *buf, size_t len, gs_stats_extra_fn extra) {
   for (int r = 0; r < GS_FAIL__COUNT; r++)
     gs__json_append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__fail_names[r],
                     (unsigned long long)gs__get(&s->failed[r]));
+  gs__json_append(buf, len, &off, "},\"unseen\":{");
+  for (int r = 0; r < GS_UNSEEN__COUNT; r++)
+    gs__json_append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__unseen_names[r],
+                    (unsigned long long)gs__get(&s->unseen[r]));
   gs__json_append(buf, len, &off, "}");
   if (extra) extra(buf, len, &off);
   if (!gs__json_append(buf, len, &off, "}\n")) return -ENOSPC;

@@ -204,9 +204,10 @@ static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
   h->data = out;
   h->size = f->size_obj;
   gs__py.Py_IncRef(h->size);
-  if (!f->contiguous && f->dense) {
+  if (!f->contiguous) { /* restored with the strides the saving op saw */
     h->stride = f->stride_obj;
     gs__py.Py_IncRef(h->stride);
+    h->restride = !f->dense; /* encoded from a contiguous copy: decoded so, then copied */
   }
   h->producer = f->producer;
   if (h->producer) gs__py.Py_IncRef(h->producer);

@@ -128,8 +128,9 @@ PyObject *gs__py_none(void);
 #define GS__TORCH_NAMES(X)                                                                     \
   X(requires_grad) X(is_leaf) X(_base) X(dtype) X(layout) X(is_cuda) X(is_meta) X(shape)       \
   X(stride) X(data_ptr) X(_version) X(grad_fn) X(new_empty) X(new_empty_strided) X(detach)     \
-  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__)      \
-  X(f_back) X(f_code) X(co_filename) X(co_qualname) X(co_name)
+  X(contiguous) X(get_device) X(type) X(output_nr) X(record_stream) X(__name__)                \
+  X(next_functions) X(is_cpu) X(copy_) X(f_back) X(f_code) X(co_filename) X(co_qualname)     \
+  X(co_name)
 
 #define GS__TORCH_NAME_MEMBER(n) PyObject *s_##n;
 
@@ -139,7 +140,11 @@ typedef struct gs_torch {
   PyObject *kw_dtype[4];   /* {"dtype": dtype[i]} */
   PyObject *kw_uint8;      /* {"dtype": torch.uint8} */
   PyObject *strided;       /* torch.strided */
+  PyObject *tensor_type;   /* torch.Tensor: with Parameter, the types pack reads (not subclasses) */
+  PyObject *param_type;    /* torch.nn.Parameter */
   PyObject *push_hooks;    /* torch._C._autograd._push_saved_tensors_default_hooks */
+  PyObject *pop_hooks;     /* torch._C._autograd._pop_saved_tensors_default_hooks, or NULL */
+  PyObject *top_hooks;     /* torch._C._autograd._top_saved_tensors_default_hooks, or NULL */
   PyObject *raw_stream;    /* torch._C._cuda_getCurrentRawStream, or NULL */
   PyObject *current_stream;/* torch.cuda.current_stream, or NULL */
   PyObject *profiler_enabled; /* torch._C._autograd._profiler_enabled, or NULL */
@@ -188,6 +193,7 @@ typedef struct gs_handle {
   PyObject *cache_ref; /* weakref to the last decompressed tensor, or NULL */
   PyObject *size;      /* torch.Size of the original (compressed handles) */
   PyObject *stride;    /* strides to restore with empty_strided, or NULL for contiguous */
+  bool restride;       /* not dense (a slice with gaps): decoded contiguous, then copied to stride */
   PyObject *producer;  /* type of the source's grad_fn (for PyTorch's error wording), or NULL */
   uint64_t data_bytes; /* compressed size of data */
   int64_t output_nr;   /* which output of the producer the source is */
@@ -257,8 +263,12 @@ void gs__report_release(gs_handle *h);
 /* ---- pack: read the facts (facts.c), decide, encode (encode.c), wrap (handle.c) ----------- */
 
 /* What is known about the op that produced a saved tensor. */
-#define GS_PRODUCER_SENSITIVE 1u /* softmax / log-softmax output */
+#define GS_PRODUCER_SENSITIVE 1u /* softmax / log-softmax output (or one seen through casts, dropout) */
 #define GS_PRODUCER_RELU 2u      /* ReLU output: its backward reads only the sign */
+#define GS_PRODUCER_SDPA 4u      /* scaled_dot_product_attention's output */
+#define GS_PRODUCER_LEAF 8u      /* AccumulateGrad: the node of a leaf that requires grad */
+#define GS_PRODUCER_PASS 16u     /* passes its input's values on: casts, views, dropout */
+#define GS_PRODUCER_CAST 32u     /* a cast or a view: a parameter's copy is still the parameter */
 
 #define GS_FACTS_MAX_DIMS 16
 
@@ -277,6 +287,9 @@ typedef struct gs_tensor_facts {
   bool contiguous;      /* row-major contiguous */
   bool dense;           /* dense and non-overlapping: its memory span is numel elements */
   int device;           /* CUDA device index, or -1 for the CPU */
+  bool subclass;        /* a tensor subclass: nothing below is read */
+  bool other_device;    /* neither the CPU nor CUDA: kept */
+  bool broadcast;       /* a stride-0 dimension of size > 1 (expand): kept */
   uint64_t data_ptr;     /* CPU tensors only (see gs__facts_read) */
   unsigned producer_flags; /* GS_PRODUCER_* */
   PyObject *producer;   /* borrowed: the grad_fn's type, or NULL for leaves */
@@ -337,6 +350,10 @@ PyObject *gs__decompress(gs_handle *h);
 /* The producer type of t's grad_fn (borrowed, cached), its GS_PRODUCER_* flags, and t's
  * output_nr. 0, or -1 with a Python error set. *type is NULL for leaves. */
 int gs__producer(PyObject *t, PyObject **type, unsigned *flags, int64_t *output_nr);
+/* Follows grad_fn node fn through GS_PRODUCER_PASS nodes (a few at most): *found gets
+ * GS_PRODUCER_SENSITIVE when it reaches a softmax, GS_PRODUCER_LEAF when only casts and views lead
+ * to a leaf's AccumulateGrad. 0, or -1 with a Python error set. */
+int gs__producer_chain(PyObject *fn, unsigned *found);
 
 /* ---- the per-iteration plans: identity, lifetimes, probes (plans.c, probe.c) --------- */
 
@@ -390,6 +407,21 @@ PyObject *gs__m_attrib_setup(PyObject *self, PyObject *dir);
 PyObject *gs__m_intern(PyObject *self, PyObject *s);
 PyObject *gs__m_module_enter(PyObject *self, PyObject *id);
 PyObject *gs__m_module_exit(PyObject *self, PyObject *unused);
+
+/* ---- beside PyTorch's other saved-tensor hooks (compose.c) ------------------------------- */
+
+/* Pops the shim's hooks (pack is its pack function) when they top this thread's stack, counting
+ * an unseen "disabled" region: *popped says whether it did. 0, or -1 with a Python error set. */
+int gs__hooks_suspend(PyObject *pack, bool *popped);
+/* Whether this thread's hooks were suspended, clearing the mark. */
+bool gs__hooks_take_suspended(void);
+/* Counts a region hidden by hooks pushed above the shim's (a checkpoint's, or the user's). */
+int gs__hooks_note_push(PyObject *pack);
+/* The query and key of the SDPA call now running in this thread (NULL, NULL after it): saved by
+ * it, they get the sensitive floor (docs/policies.md#sensitivity-rules). */
+void gs__sdpa_mark(PyObject *q, PyObject *k);
+bool gs__sdpa_is_qk(PyObject *t);
+
 
 /* ---- activation in Python processes with only LD_PRELOAD (python.c) ---------------------- */
 

@@ -26,23 +26,44 @@ static int gs__read_dims(PyObject *tuple, int64_t *out, int *ndim) {
   return 0;
 }
 
-/* A leaf that requires grad (a parameter), or a view of one (Linear saves weight.t()). */
+/* Kept as a parameter, whatever requires_grad says: a tensor without grad_fn (a parameter, a frozen
+ * weight, its view `W.t()` or autocast cast, an input), or one whose casts and views lead to a
+ * leaf's AccumulateGrad (autocast's cached bf16 copy of a trainable weight, and its views). A
+ * view is judged by its base; a cast, dropout or view chain also carries a softmax's sensitivity
+ * (HF's `softmax(dtype=float32).to(bf16)`). Most activations cost one attribute read here. */
 static int gs__read_param(PyObject *t, gs_tensor_facts *f) {
-  bool rg;
-  if (gs__attr_is(t, gs__torch.s_requires_grad, gs__py.py_true, &rg) != 0) return -1;
-  if (!rg) return 0;
   if (f->producer == NULL) return f->param = true, 0;
   PyObject *base = gs__py.PyObject_GetAttr(t, gs__torch.s__base);
   if (base == NULL) return -1;
+  PyObject *x = base != gs__py.none ? base : t;
+  unsigned flags = f->producer_flags;
   int rc = 0;
-  if (base != gs__py.none) {
-    bool leaf = false, brg = false;
-    rc = gs__attr_is(base, gs__torch.s_is_leaf, gs__py.py_true, &leaf);
-    if (rc == 0) rc = gs__attr_is(base, gs__torch.s_requires_grad, gs__py.py_true, &brg);
-    f->param = leaf && brg;
+  if (x != t) {
+    PyObject *type;
+    int64_t nr;
+    rc = gs__producer(x, &type, &flags, &nr);
+    if (rc == 0 && type == NULL) f->param = true;
   }
+  if (rc == 0 && !f->param && (flags & GS_PRODUCER_PASS)) {
+    PyObject *fn = gs__py.PyObject_GetAttr(x, gs__torch.s_grad_fn);
+    unsigned found = 0;
+    rc = fn ? gs__producer_chain(fn, &found) : -1;
+    if (fn) gs__py.Py_DecRef(fn);
+    f->param = (found & GS_PRODUCER_LEAF) != 0;
+    flags |= found;
+  }
+  f->producer_flags |= flags & GS_PRODUCER_SENSITIVE;
   gs__py.Py_DecRef(base);
   return rc;
+}
+
+/* Only torch.Tensor and nn.Parameter are read: a subclass (DTensor, Float8, NF4) wraps data that
+ * its outer tensor's pointer and dtype do not describe, and reading it runs its Python code. */
+static bool gs__is_subclass(PyObject *t) {
+  PyObject *ty = gs__py.PyObject_Type(t);
+  bool sub = ty != gs__torch.tensor_type && ty != gs__torch.param_type;
+  if (ty) gs__py.Py_DecRef(ty);
+  return sub;
 }
 
 static int gs__read_layout(PyObject *t, gs_tensor_facts *f) {
@@ -73,10 +94,14 @@ static int gs__read_geometry(PyObject *t, gs_tensor_facts *f) {
 }
 
 static int gs__read_device(PyObject *t, gs_tensor_facts *f) {
-  bool cuda;
+  bool cuda, cpu;
   if (gs__attr_is(t, gs__torch.s_is_cuda, gs__py.py_true, &cuda) != 0) return -1;
   f->device = -1;
-  if (!cuda) return 0;
+  if (!cuda) { /* XPU, MPS, HPU…: their pointers are not the CPU codec's to read */
+    if (gs__attr_is(t, gs__torch.s_is_cpu, gs__py.py_true, &cpu) != 0) return -1;
+    f->other_device = !cpu;
+    return 0;
+  }
   int64_t dev;
   if (gs__get_i64(t, gs__torch.s_get_device, true, &dev) != 0) return -1;
   f->device = (int)dev;
@@ -84,7 +109,9 @@ static int gs__read_device(PyObject *t, gs_tensor_facts *f) {
 }
 
 int gs__facts_read(PyObject *t, gs_tensor_facts *f) {
+  if ((f->subclass = gs__is_subclass(t))) return 0;
   if (gs__producer(t, &f->producer, &f->producer_flags, &f->output_nr) != 0) return -1;
+  if (gs__sdpa_is_qk(t)) f->producer_flags |= GS_PRODUCER_SENSITIVE;
   if (gs__read_param(t, f) != 0) return -1;
   if (f->param) return 0; /* kept whatever the rest says: no need to read it */
   if (gs__read_layout(t, f) != 0) return -1;
@@ -92,6 +119,7 @@ int gs__facts_read(PyObject *t, gs_tensor_facts *f) {
   if (gs__read_geometry(t, f) != 0) return -1;
   if (f->too_many_dims) return 0;
   if (gs__read_device(t, f) != 0) return -1;
+  if (f->other_device || f->broadcast) return 0;
   /* A CPU tensor's address is always used (the registry key if kept, else the codec's source); a
    * GPU tensor's only if it is compressed, so encode reads it then (kept ones are most packs). */
   if (f->device < 0) f->data_ptr = gs__torch_data_ptr(t);
@@ -137,7 +165,11 @@ static bool gs__is_contiguous(const gs_tensor_facts *f) {
 
 void gs__facts_geometry(gs_tensor_facts *f) {
   f->numel = 1;
-  for (int d = 0; d < f->ndim; d++) f->numel *= (uint64_t)f->shape[d];
+  f->broadcast = false;
+  for (int d = 0; d < f->ndim; d++) {
+    f->numel *= (uint64_t)f->shape[d];
+    if (f->stride[d] == 0 && f->shape[d] > 1) f->broadcast = true;
+  }
   f->bytes = f->dtype >= 0 ? f->numel * gs_dtype_bytes((gs_dtype)f->dtype) : 0;
   f->contiguous = gs__is_contiguous(f);
   f->dense = f->contiguous || gs__is_dense(f);
@@ -145,10 +177,14 @@ void gs__facts_geometry(gs_tensor_facts *f) {
 
 gs_skip_reason gs__facts_kept_before_policy(const gs_tensor_facts *f, bool *kept) {
   *kept = true;
+  if (f->subclass) return GS_SKIP_SUBCLASS;
   if (f->param) return GS_SKIP_PARAM;
   if (!f->strided) return GS_SKIP_LAYOUT;
   if (f->dtype == GS_POLICY_DTYPE_OTHER) return GS_SKIP_DTYPE;
-  if (f->too_many_dims) return GS_SKIP_LAYOUT;
+  /* A broadcast (an attention mask expanded over heads) holds a fraction of its numel: a copy at
+   * full size, even compressed, could outweigh the storage it shares. */
+  if (f->too_many_dims || f->broadcast) return GS_SKIP_LAYOUT;
+  if (f->other_device) return GS_SKIP_DEVICE;
   *kept = false;
   return GS_SKIP_POLICY;
 }
@@ -156,7 +192,7 @@ gs_skip_reason gs__facts_kept_before_policy(const gs_tensor_facts *f, bool *kept
 gs_policy_desc gs__facts_desc(const gs_tensor_facts *f, uint64_t iteration, uint32_t index) {
   gs_policy_desc d = {.iteration = iteration, .index = index, .ndim = f->ndim, .shape = f->shape,
                       .dtype = f->dtype, .bytes = f->bytes, .device = f->device,
-                      .sensitive = (f->producer_flags & GS_PRODUCER_SENSITIVE) != 0};
+                      .sensitive = (f->producer_flags & (GS_PRODUCER_SENSITIVE | GS_PRODUCER_SDPA)) != 0};
   return d;
 }
 

@@ -1,6 +1,7 @@
 /* module.c: the `_gactshim` Python module exported by libgactshim.so (install, hooks, stats). */
 #include "engine.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -10,6 +11,10 @@ static __thread bool gs__thread_has_hooks;
 /* The module object, whose pack/unpack functions are pushed. Global because new threads push them
  * again later; set once by PyInit under the GIL. */
 static PyObject *gs__module;
+
+/* The module's pack function, as pushed (compared with the top of the hook stack). Set with the
+ * module, under the GIL; the module keeps it alive. */
+static PyObject *gs__pack_fn;
 
 static int gs__push_hooks(void) {
   if (gs__thread_has_hooks) return 0;
@@ -29,6 +34,39 @@ static int gs__push_hooks(void) {
   gs__py.Py_DecRef(r);
   gs__thread_has_hooks = true;
   return 0;
+}
+
+/* suspend_hooks() -> bool: PyTorch is about to disable saved-tensor hooks in this thread (the
+ * bootstrap wraps torch._C._autograd._saved_tensors_hooks_disable): pops the shim's hooks when
+ * they are the top of the stack, so that PyTorch finds it as it would without the shim. */
+static PyObject *gs__m_suspend_hooks(PyObject *self, PyObject *unused) {
+  bool popped = false;
+  if (gs__thread_has_hooks && gs__hooks_suspend(gs__pack_fn, &popped) != 0) return NULL;
+  if (popped) gs__thread_has_hooks = false;
+  PyObject *r = popped ? gs__py.py_true : gs__py.none;
+  gs__py.Py_IncRef(r);
+  return r;
+}
+
+/* resume_hooks(): PyTorch enabled saved-tensor hooks again: pushes the shim's back if
+ * suspend_hooks popped them in this thread. */
+static PyObject *gs__m_resume_hooks(PyObject *self, PyObject *unused) {
+  if (gs__hooks_take_suspended() && gs__push_hooks() != 0) return NULL;
+  return gs__py_none();
+}
+
+/* note_push(pack): someone pushed saved-tensor hooks; above the shim's, they hide it (counted). */
+static PyObject *gs__m_note_push(PyObject *self, PyObject *pack) {
+  if (gs__thread_has_hooks && pack != gs__pack_fn) gs__hooks_note_push(pack);
+  return gs__py_none();
+}
+
+/* sdpa_mark((q, k)) before an SDPA call, sdpa_mark(None) after it (gactshim_compose.py). */
+static PyObject *gs__m_sdpa_mark(PyObject *self, PyObject *qk) {
+  bool pair = qk != gs__py.none && gs__py.PyTuple_Size(qk) == 2;
+  if (gs__py.PyErr_Occurred()) return NULL;
+  gs__sdpa_mark(pair ? gs__py.PyTuple_GetItem(qk, 0) : NULL, pair ? gs__py.PyTuple_GetItem(qk, 1) : NULL);
+  return gs__py_none();
 }
 
 /* install(torch): called by the bootstrap once `import torch` finished, in the importing thread. */
@@ -112,7 +150,14 @@ static int gs__fill_stats(PyObject *d, PyObject *skipped) {
   rc |= gs__dict_u64(d, "gpu_activation_bytes", gs__handle_gpu_bytes(GS_CAT_ACTIVATION));
   for (int r = 0; r < GS_SKIP__COUNT; r++)
     rc |= gs__dict_u64(skipped, gs__skip_name((gs_skip_reason)r), GS__LOAD(skipped[r]));
-  return rc | gs__py.PyDict_SetItemString(d, "skipped", skipped);
+  rc |= gs__py.PyDict_SetItemString(d, "skipped", skipped);
+  PyObject *unseen = gs__py.PyDict_New();
+  if (unseen == NULL) return -1;
+  for (int r = 0; r < GS_UNSEEN__COUNT; r++)
+    rc |= gs__dict_u64(unseen, gs__unseen_name((gs_unseen_reason)r), GS__LOAD(unseen[r]));
+  rc |= gs__py.PyDict_SetItemString(d, "unseen", unseen);
+  gs__py.Py_DecRef(unseen);
+  return rc;
 }
 
 /* stats() -> dict: the counters of the GACTSHIM_STATS JSON, now (tests, examples). */
@@ -131,6 +176,10 @@ static PyMethodDef gs__methods[] = {
   {"ensure_hooks", gs__m_ensure_hooks, GS_METH_NOARGS, "push the hooks in this thread if missing"},
   {"pack", gs__pack, GS_METH_O, "pack hook: tensor -> handle"},
   {"unpack", gs__unpack, GS_METH_O, "unpack hook: handle -> tensor"},
+  {"suspend_hooks", gs__m_suspend_hooks, GS_METH_NOARGS, "pop the hooks before PyTorch disables hooks"},
+  {"resume_hooks", gs__m_resume_hooks, GS_METH_NOARGS, "push them back once it enables hooks again"},
+  {"note_push", gs__m_note_push, GS_METH_O, "note_push(pack): count a region other hooks hide"},
+  {"sdpa_mark", gs__m_sdpa_mark, GS_METH_O, "sdpa_mark((q, k) or None): the SDPA call's query, key"},
   {"set_seed", gs__m_set_seed, GS_METH_O, "set the stochastic-rounding seed of later packs"},
   {"stats", gs__m_stats, GS_METH_NOARGS, "current counters as a dict"},
   {"set_probe", gs__m_set_probe, GS_METH_O, "set_probe((probe, collect)): sensitivity probes"},
@@ -155,11 +204,19 @@ GS_API PyObject *PyInit__gactshim(void);
 
 GS_API PyObject *PyInit__gactshim(void) {
   if (gs__pyapi_load() != 0) return NULL;
+  /* Only free-threaded builds export it (3.13+); their object head is not gs_py_head. */
+  if (dlsym(RTLD_DEFAULT, "PyUnstable_Module_SetGIL") != NULL) {
+    gs__py.PyErr_SetString(gs__py.exc_runtime, "gactshim: free-threaded Python is not supported");
+    return NULL;
+  }
   if (gs__module) {
     gs__py.Py_IncRef(gs__module);
     return gs__module;
   }
   gs__module = gs__py.PyModule_Create2(&gs__moduledef, GS_PYTHON_ABI_VERSION);
-  if (gs__module) gs__py.Py_IncRef(gs__module); /* the global keeps its own reference */
+  if (gs__module == NULL) return NULL;
+  gs__py.Py_IncRef(gs__module); /* the global keeps its own reference */
+  gs__pack_fn = gs__py.PyObject_GetAttrString(gs__module, "pack"); /* owned, like the module */
+  if (gs__pack_fn == NULL) gs__py.PyErr_Clear();
   return gs__module;
 }

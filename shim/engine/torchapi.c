@@ -65,8 +65,14 @@ int gs__torch_load(PyObject *torch) {
   gs__torch.torch = torch;
   if (gs__load_names() != 0 || gs__load_dtypes(torch) != 0) goto missing;
   gs__torch.strided = gs__lookup(torch, "strided");
+  gs__torch.tensor_type = gs__lookup(torch, "Tensor");
+  gs__torch.param_type = gs__lookup(torch, "nn.Parameter");
+  if (gs__torch.tensor_type == NULL || gs__torch.param_type == NULL) goto missing;
   gs__torch.push_hooks = gs__lookup(torch, "_C._autograd._push_saved_tensors_default_hooks");
   if (gs__torch.strided == NULL || gs__torch.push_hooks == NULL) goto missing;
+  /* To step aside where PyTorch disables hooks (compose.c); absent before 2.0: never stepped. */
+  gs__torch.pop_hooks = gs__lookup(torch, "_C._autograd._pop_saved_tensors_default_hooks");
+  gs__torch.top_hooks = gs__lookup(torch, "_C._autograd._top_saved_tensors_default_hooks");
   /* CUDA entry points: absent in CPU-only builds, which is fine. */
   gs__torch.raw_stream = gs__lookup(torch, "_C._cuda_getCurrentRawStream");
   gs__torch.profiler_enabled = gs__lookup(torch, "_C._autograd._profiler_enabled");

@@ -98,19 +98,45 @@ static int gs__decode(gs_handle *h, PyObject *data, uint64_t bytes, const gs_cod
   return rc;
 }
 
-/* A new tensor of the handle's size and layout, of dtype code dt. */
-static PyObject *gs__empty_like(gs_handle *h, int dt) {
-  PyObject *args = gs__py.PyTuple_New(h->stride ? 2 : 1);
+/* A new tensor of the handle's size, of dtype code dt: with its strides when strided is set. */
+static PyObject *gs__new_tensor(gs_handle *h, int dt, bool strided) {
+  PyObject *args = gs__py.PyTuple_New(strided ? 2 : 1);
   if (args == NULL) return NULL;
   gs__py.Py_IncRef(h->size);
   gs__py.PyTuple_SetItem(args, 0, h->size);
-  if (h->stride) {
+  if (strided) {
     gs__py.Py_IncRef(h->stride);
     gs__py.PyTuple_SetItem(args, 1, h->stride);
   }
-  PyObject *name = h->stride ? gs__torch.s_new_empty_strided : gs__torch.s_new_empty;
+  PyObject *name = strided ? gs__torch.s_new_empty_strided : gs__torch.s_new_empty;
   PyObject *out = gs__call_method(h->data, name, args, gs__torch.kw_dtype[dt]);
   gs__py.Py_DecRef(args);
+  return out;
+}
+
+/* What the codec decodes into: the handle's layout when it was encoded as it lay (dense). */
+static PyObject *gs__empty_like(gs_handle *h, int dt) {
+  return gs__new_tensor(h, dt, h->stride && !h->restride);
+}
+
+/* A non-dense original (a slice with gaps) decoded contiguous gets its strides back: a copy, so
+ * that stride-sensitive backward kernels see the layout they saw in forward. Steals dense. */
+static PyObject *gs__restride(gs_handle *h, PyObject *dense) {
+  PyObject *out = gs__new_tensor(h, h->dtype, true);
+  PyObject *args = out ? gs__py.PyTuple_New(1) : NULL;
+  if (args == NULL) {
+    gs__py.Py_DecRef(dense);
+    if (out) gs__py.Py_DecRef(out);
+    return NULL;
+  }
+  gs__py.PyTuple_SetItem(args, 0, dense);
+  PyObject *r = gs__call_method(out, gs__torch.s_copy_, args, NULL);
+  gs__py.Py_DecRef(args);
+  if (r == NULL) {
+    gs__py.Py_DecRef(out);
+    return NULL;
+  }
+  gs__py.Py_DecRef(r);
   return out;
 }
 
@@ -119,7 +145,7 @@ PyObject *gs__decompress(gs_handle *h) {
   if (out == NULL) return NULL;
   uint64_t dst = gs__torch_data_ptr(out);
   int rc = dst ? gs__decode(h, h->data, h->data_bytes, &h->params, dst) : -EFAULT;
-  if (rc == 0) return out;
+  if (rc == 0) return h->restride ? gs__restride(h, out) : out;
   gs__py.Py_DecRef(out);
   if (!gs__py.PyErr_Occurred()) {
     char msg[240];

@@ -3,7 +3,7 @@
 says it prints.
 
 Usage: test_readme.py SOURCE_ROOT BUILD_ROOT LIBGACTSHIM GACTSHIM_REPORT   (meson passes all four)
-Exit status: 0 pass, 1 fail, 77 skip (Debian's python3-torch missing).
+Exit status: 0 pass, 1 fail, 77 skip (the interpreter running this test has no torch).
 
 What counts as a command: every line of a fenced ```sh or ```bash block, and every `$ ` line of a
 ```console block (the lines after it, up to the next `$ `, are what it prints; `…` stands for lines
@@ -25,7 +25,8 @@ of the source tree, with `build` linked to the build tree meson gave, so that `b
   - `meson install` gets `--destdir` a scratch directory (a real install, into it); the files the
     README names must be there, and the installed library must hook torch by itself.
   - `gactshim-report attach PID`: PID is a training job the test starts under the shim.
-  - python3 is Debian's interpreter with torch (/usr/bin first on PATH), with CUDA hidden
+  - `.venv/bin/python` is the interpreter running this test (meson's torch_py, the venv
+    tools/dev.sh makes): the scratch tree's `.venv` links to its prefix. CUDA is hidden
     (CUDA_VISIBLE_DEVICES=) so that the README's CPU samples apply; no GACTSHIM_* variable or
     LD_PRELOAD is inherited from the test's own environment.
 Files a command says it writes (--html, --perfetto, GACTSHIM_STATS, GACTSHIM_TRACE) are checked too.
@@ -47,6 +48,8 @@ README = os.path.join(SRC, "README.md")
 TIMEOUT = 600
 DEFAULT_STEPS = "25"
 CONSOLE, SCRIPT, QUIET = ("console",), ("sh", "bash", "shell"), ("text",)
+# The README's interpreter, as it writes it, and the one that runs it here: this test's own.
+PY_WORD, PY = ".venv/bin/python", sys.executable
 
 failures = []
 
@@ -130,7 +133,7 @@ def read_commands(path):
                     pending = None
         elif lang in QUIET:
             for k, b in enumerate(body):
-                if re.match(r"^\s*(\$ |tools/|build/|LD_PRELOAD=|GACTSHIM_\w+=|meson |python3? )", b):
+                if re.match(r"^\s*(\$ |tools/|build/|LD_PRELOAD=|GACTSHIM_\w+=|meson |python3? |\.venv/)", b):
                     fail("README:%d: a command in a ```text block; put it in a ```console block" % (start + k + 1))
         else:
             fail("README:%d: a code block fenced as %r; the front page's blocks are console, sh or bash "
@@ -184,9 +187,10 @@ def scratch_tree():
     work = os.path.join(root, "tree")
     os.mkdir(work)
     for name in os.listdir(SRC):
-        if name != "build":
+        if name not in ("build", ".venv"):
             os.symlink(os.path.join(SRC, name), os.path.join(work, name))
     os.symlink(BUILD, os.path.join(work, "build"))
+    os.symlink(venv_prefix(root), os.path.join(work, ".venv"))
     # apt-get and sudo for tools/dev.sh's package step: a dry run, never a change to the machine.
     bindir = os.path.join(root, "bin")
     os.mkdir(bindir)
@@ -202,6 +206,17 @@ def scratch_tree():
     for n in ("apt-get", "sudo"):
         os.chmod(os.path.join(bindir, n), 0o755)
     return root, work, bindir
+
+
+def venv_prefix(root):
+    """What the README's `.venv` stands for: this interpreter's venv, or (an interpreter given with
+    -Dpython= outside any venv) a directory whose bin/python is that interpreter."""
+    if sys.prefix != sys.base_prefix:
+        return sys.prefix
+    fake = os.path.join(root, "venv")
+    os.makedirs(os.path.join(fake, "bin"))
+    os.symlink(sys.executable, os.path.join(fake, "bin", "python"))
+    return fake
 
 
 def base_env(bindir):
@@ -322,7 +337,7 @@ def run_meson_install(cmd, argv, work, env, root):
         fail("%r: the Python bootstrap is not installed beside the library" % cmd)
     if lib:
         probe = dict(env, LD_PRELOAD=lib, GACTSHIM_QUIET="1")
-        p = subprocess.run(["python3", "-c", "import sys, torch; print('_gactshim' in sys.modules)"],
+        p = subprocess.run([PY, "-c", "import sys, torch; print('_gactshim' in sys.modules)"],
                            cwd=root, env=probe, capture_output=True, text=True, timeout=300)
         if p.returncode != 0 or p.stdout.strip() != "True":
             fail("%r: the installed library does not hook torch: %s %s" % (cmd, p.stdout, p.stderr))
@@ -330,7 +345,7 @@ def run_meson_install(cmd, argv, work, env, root):
 
 
 def run_attach(cmd, text, work, env):
-    job = subprocess.Popen(["python3", "examples/train.py", "--steps", "400", "--log-every", "1000"],
+    job = subprocess.Popen([PY, "examples/train.py", "--steps", "400", "--log-every", "1000"],
                            cwd=work, env=dict(env, LD_PRELOAD=LIB, GACTSHIM_QUIET="1"),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -376,7 +391,7 @@ def run_one(cmd, work, env, root):
         ci_runs_dev_test(cmd)
         return
     known = (head == "tools/dev.sh" and argv[1:2] in (["build"], ["example"])) or \
-            (head == "python3" and (argv[1:2] == ["-c"] or (argv[1:] and argv[1] == "examples/train.py"))) or \
+            (head == PY_WORD and (argv[1:2] == ["-c"] or (argv[1:] and argv[1] == "examples/train.py"))) or \
             head == "build/tools/gactshim-report" or argv[:2] == ["meson", "install"]
     if not known:
         fail("%r: no runner for this command in tests/docs/test_readme.py — teach it how to run it" % cmd)
@@ -405,8 +420,8 @@ def run_one(cmd, work, env, root):
 
 
 def main():
-    if subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True).returncode != 0:
-        print("SKIP: Debian's python3-torch is not installed (the README's commands train with it)")
+    if subprocess.run([PY, "-c", "import torch"], capture_output=True).returncode != 0:
+        print("SKIP: %s has no torch (the README's commands train with it; tools/dev.sh makes .venv/)" % PY)
         return 77
     commands = read_commands(README)
     if not commands:

@@ -21,14 +21,18 @@ def test_hook_cost():
     import torch
     shim = gsutil.shim()
     torch.set_num_threads(1)
-    small = [torch.randn(16, 16) for _ in range(2000)]
+    # Activations (a grad_fn each): a tensor without one is kept as a parameter before any other read.
+    leaf = torch.randn(16, 16, requires_grad=True)
+    small = [leaf * 1 for _ in range(2000)]
     params = [torch.randn(16, 16, requires_grad=True) for _ in range(2000)]
-    big = [torch.randn(512, 512) for _ in range(32)]  # 1 MiB each
+    views = [p.t() for p in params]  # what Linear saves of its weight
+    big = [torch.randn(512, 512, requires_grad=True) * 1 for _ in range(32)]  # 1 MiB each
     ident = lambda t: t  # noqa: E731
     res = {}
     res["python identity hook"] = per_call(ident, small)
     res["pack small (kept)"] = per_call(shim.pack, small)
     res["pack parameter (kept)"] = per_call(shim.pack, params)
+    res["pack W.t() (kept)"] = per_call(shim.pack, views)
     hs = [shim.pack(t) for t in small]
     res["pack duplicate"] = per_call(shim.pack, small)
     res["unpack kept"] = per_call(shim.unpack, hs)

@@ -74,6 +74,27 @@ START_TEST(kept_before_the_policy) {
   f = activation(2, big);
   f.too_many_dims = true;
   ck_assert_int_eq(gs__facts_decide(&f, 0, 0).skip, GS_SKIP_LAYOUT);
+  /* A subclass wins over everything (nothing else of it is read), then a parameter. */
+  f = activation(2, big);
+  f.subclass = f.param = true;
+  ck_assert_int_eq(gs__facts_decide(&f, 0, 0).skip, GS_SKIP_SUBCLASS);
+  f = activation(2, big);
+  f.other_device = true;
+  ck_assert_int_eq(gs__facts_decide(&f, 0, 0).skip, GS_SKIP_DEVICE);
+  ck_assert_uint_eq(gs__facts_decide(&f, 0, 0).bits, 0);
+  /* A broadcast (an expanded mask): a stride-0 dim of size > 1 is kept; of size 1 it is not one. */
+  int64_t heads[3] = {8, 512, 512};
+  f = activation(3, heads);
+  f.stride[0] = 0;
+  gs__facts_geometry(&f);
+  ck_assert(f.broadcast);
+  ck_assert_int_eq(gs__facts_decide(&f, 0, 0).skip, GS_SKIP_LAYOUT);
+  int64_t one[3] = {1, 512, 512};
+  f = activation(3, one);
+  f.stride[0] = 0;
+  gs__facts_geometry(&f);
+  ck_assert(!f.broadcast);
+  ck_assert_uint_eq(gs__facts_decide(&f, 0, 0).bits, 4);
 }
 END_TEST
 

@@ -256,8 +256,9 @@ def test_skips(s):
     # A CPU-path property, checked where it exists (not a part skipped on CUDA):
     if s.dev.type == "cpu":  # the CPU codec reports non-finite groups; the tensor is kept exact
         n0 = s.skipped("nonfinite")
-        t = torch.randn(256, 256, device=s.dev)
-        t[0, 0] = float("inf")
+        src = torch.randn(256, 256, device=s.dev)
+        src[0, 0] = float("inf")
+        t = src * s.param(256)  # an activation (a tensor without grad_fn is kept as a parameter)
         w3 = s.param(256)
         (t * w3).sum().backward()
         gsutil.check(s.skipped("nonfinite") > n0, "a tensor holding Inf is kept exact (skipped nonfinite)")

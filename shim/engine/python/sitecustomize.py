@@ -27,13 +27,14 @@ def _gs_chain_sitecustomize():
         if spec is not None and spec.loader is not None:
             break
     else:
-        return
+        return False
     module = type(sys)("sitecustomize")
     module.__spec__ = spec
     module.__file__ = spec.origin
     module.__loader__ = spec.loader
     sys.modules["sitecustomize"] = module  # what `import sitecustomize` would have given
     spec.loader.exec_module(module)
+    return True
 
 
 def _gs_warn(what, err):
@@ -58,9 +59,20 @@ def _gs_threads(shim):
     threading.Thread._bootstrap_inner = _bootstrap_inner
 
 
+def _gs_free_threaded():
+    # A free-threaded build (3.13t, 3.14t) lays out object heads differently from the stable ABI
+    # the C module is written for: it is not loaded there at all.
+    import sysconfig
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
 def _gs_install(torch, here):
     import importlib.machinery
     import importlib.util
+    if _gs_free_threaded():
+        sys.stderr.write("gactshim: free-threaded Python (Py_GIL_DISABLED) is not supported; no "
+                         "saved-tensor hooks, training continues without compression\n")
+        return
     lib = os.path.join(os.path.dirname(here), "libgactshim.so")
     loader = importlib.machinery.ExtensionFileLoader("_gactshim", lib)
     spec = importlib.util.spec_from_file_location("_gactshim", lib, loader=loader)
@@ -69,7 +81,9 @@ def _gs_install(torch, here):
     sys.modules["_gactshim"] = shim
     shim.install(torch)
     _gs_threads(shim)
-    _gs_probes(shim, here)
+    _gs_helper(here, "gactshim_compose").install(torch, shim)
+    probe = _gs_helper(here, "gactshim_probe")
+    shim.set_probe((probe.probe, probe.collect))
     _gs_modules(shim, torch, here)
 
 
@@ -145,14 +159,15 @@ def _gs_modules(shim, torch, here):
         nn_module.register_module_forward_hook(post)
 
 
-def _gs_probes(shim, here):
-    # The adaptive and budget policies' sensitivity probes (gactshim_probe.py), loaded by path:
-    # this directory is no longer on sys.path, and the module is not the user's to import.
+def _gs_helper(here, name):
+    # The bootstrap's other modules (gactshim_compose.py: beside PyTorch's other hooks;
+    # gactshim_probe.py: the adaptive and budget policies' sensitivity probes), loaded by path:
+    # this directory is no longer on sys.path, and they are not the user's to import.
     import importlib.util
-    spec = importlib.util.spec_from_file_location("_gactshim_probe", os.path.join(here, "gactshim_probe.py"))
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
-    shim.set_probe((probe.probe, probe.collect))
+    spec = importlib.util.spec_from_file_location("_" + name, os.path.join(here, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class _GsTorchFinder:
@@ -197,8 +212,9 @@ class _GsTorchFinder:
 def _gs_main():
     here = os.path.dirname(os.path.abspath(__file__))
     _gs_restore_paths(here)
+    chained = False
     try:
-        _gs_chain_sitecustomize()
+        chained = _gs_chain_sitecustomize()
     finally:
         if "torch" in sys.modules:  # the chained sitecustomize imported it already
             try:
@@ -207,7 +223,11 @@ def _gs_main():
                 _gs_warn("could not install the torch hooks", err)
         else:
             sys.meta_path.insert(0, _GsTorchFinder(here))
+    return chained
 
 
-_gs_main()
-del _gs_main
+if not _gs_main():
+    # No sitecustomize was shadowed (a venv, pyenv): without the shim `import sitecustomize`
+    # would have failed, so it fails now too. site.py ignores this ImportError, the import
+    # system drops this module from sys.modules, and the finder above stays in sys.meta_path.
+    raise ImportError("no sitecustomize beside gactshim's", name="sitecustomize")
