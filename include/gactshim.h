@@ -116,6 +116,19 @@ GS_API int gs_gpu_stream_capturing(void *stream);
  * -ENOEXEC. */
 GS_API int gs_gpu_load_status(void *ctx, int *curesult);
 
+/* How the kernels were loaded in ctx (NULL: the current context): "fatbin" (the image built in),
+ * "nvrtc" (codec.cu compiled at run time for this GPU, when the fatbin had no code for it or its
+ * PTX was too new for the driver), or NULL (not loaded, or loading failed). *why (may be NULL)
+ * receives why the run-time compile gave no image (no NVRTC found, the compile failed), or NULL. */
+GS_API const char *gs_gpu_load_source(void *ctx, const char **why);
+
+/* GPU time of the codec's own launches so far, measured with CUDA events recorded around each
+ * compress and decompress on its stream (no CUPTI, no synchronization: a launch counts once its
+ * end event has completed, as seen by this call or a later launch). *ns: the sum; *timed: the
+ * calls measured; *untimed: calls that could not be (no free event pair, a failed record).
+ * 0, or -ENOSYS without kernels (all three 0). */
+GS_API int gs_gpu_kernel_time(uint64_t *ns, uint64_t *timed, uint64_t *untimed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,11 @@ int gs_gpu_use_device(int device) {
   (void)device;
   return -ENOSYS;
 }
+const char *gs_gpu_load_source(void *ctx, const char **why) {
+  (void)ctx;
+  if (why != NULL) *why = "built without CUDA kernels";
+  return NULL;
+}
 int gs_gpu_load_status(void *ctx, int *curesult) {
   (void)ctx;
   if (curesult != NULL) *curesult = 0;
@@ -33,6 +38,7 @@ int gs_gpu_load_status(void *ctx, int *curesult) {
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 /* The few driver types used, declared here so that the library builds without cuda.h. */
 typedef int CUresult;
@@ -68,12 +74,21 @@ typedef struct gs__module {
   CUcontext ctx;
   unsigned long long ctx_id;
   CUresult load_rc; /* 0, or the driver's error from loading the module in ctx */
+  const char *source; /* "fatbin" or "nvrtc" once loaded */
   CUfunction header, compress, decompress;
   int sms;
 } gs__module;
 
 #define GS__MAX_CONTEXTS 16
 #define GS__CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT 16
+#define GS__CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR 75
+#define GS__CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR 76
+/* The fatbin's failures that a run-time compile for the device's own architecture can cure: no
+ * cubin for this GPU and PTX it cannot take (newer ISA than the driver: a CUDA 12 driver). */
+#define GS__CUDA_ERROR_INVALID_PTX 218
+#define GS__CUDA_ERROR_UNSUPPORTED_PTX_VERSION 222
+#define GS__CUDA_ERROR_NO_BINARY_FOR_GPU 209
+#define GS__CUDA_ERROR_INVALID_IMAGE 200 /* a cubin of a newer toolkit than the driver's */
 
 /* Process-wide because the driver and its contexts are: the resolved entry points (filled once,
  * under the lock) and the module cache, bounded by GS__MAX_CONTEXTS. */
@@ -107,12 +122,40 @@ static int gs__driver_resolve(void) {
   return 1;
 }
 
+/* The kernels compiled by NVRTC for the current device (cached on disk), loaded into *mod; 0 or
+ * the CUresult (or -1 when there is no image: gs__nvrtc_error says why). */
+static CUresult gs__module_load_nvrtc(CUmodule *mod) {
+  CUdevice dev;
+  int major = 0, minor = 0;
+  if (gs__drv.ctx_get_device(&dev) != 0 ||
+      gs__drv.device_get_attribute(&major, GS__CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev) != 0 ||
+      gs__drv.device_get_attribute(&minor, GS__CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev) != 0)
+    return -1;
+  CUresult r = -1;
+  for (int attempt = 0; attempt < 2 && r != 0; attempt++) {
+    void *image = NULL;
+    size_t size = 0;
+    int from = gs__nvrtc_image(major * 10 + minor, attempt > 0, &image, &size);
+    if (from < 0) break;
+    r = gs__drv.module_load_data(mod, image);
+    free(image);
+    if (from == 0) break; /* freshly compiled and still refused: compiling again will not help */
+  }
+  return r;
+}
+
 /* Loads the kernels in ctx (current); m->load_rc says how it went: 0 or the failing CUresult. */
 static void gs__module_load(CUcontext ctx, unsigned long long id, gs__module *m) {
   CUmodule mod;
   CUdevice dev;
-  *m = (gs__module){.ctx = ctx, .ctx_id = id};
-  if ((m->load_rc = gs__drv.module_load_data(&mod, gs__codec_fatbin)) != 0 ||
+  *m = (gs__module){.ctx = ctx, .ctx_id = id, .source = "fatbin"};
+  m->load_rc = gs__drv.module_load_data(&mod, gs__codec_fatbin);
+  if (m->load_rc == GS__CUDA_ERROR_NO_BINARY_FOR_GPU || m->load_rc == GS__CUDA_ERROR_INVALID_PTX ||
+      m->load_rc == GS__CUDA_ERROR_UNSUPPORTED_PTX_VERSION || m->load_rc == GS__CUDA_ERROR_INVALID_IMAGE) {
+    /* The fatbin's error is kept when the fallback fails too: it is the one that says why. */
+    if (gs__module_load_nvrtc(&mod) == 0) m->load_rc = 0, m->source = "nvrtc";
+  }
+  if (m->load_rc != 0 ||
       (m->load_rc = gs__drv.module_get_function(&m->header, mod, "gs_k_header")) != 0 ||
       (m->load_rc = gs__drv.module_get_function(&m->compress, mod, "gs_k_compress")) != 0 ||
       (m->load_rc = gs__drv.module_get_function(&m->decompress, mod, "gs_k_decompress")) != 0)
@@ -181,25 +224,35 @@ static CUcontext gs__primary[GS__MAX_DEVICES];
 
 int gs_gpu_use_device(int device) {
   if (device < 0 || device >= GS__MAX_DEVICES) return -EINVAL;
-  pthread_mutex_lock(&gs__gpu_lock);
-  int rc = gs__driver_ready_locked();
-  CUcontext cur = NULL, primary = NULL;
+  int rc = gs__driver_ready();
+  if (rc != 0) return rc;
+  CUcontext cur = NULL, primary;
   CUdevice now = -1;
-  if (rc == 0 && gs__drv.ctx_get_current(&cur) == 0 && cur != NULL &&
-      gs__drv.ctx_get_device(&now) == 0 && now == device)
-    goto done; /* the usual case: autograd's device guard made it current */
+  if (gs__drv.ctx_get_current(&cur) == 0 && cur != NULL && gs__drv.ctx_get_device(&now) == 0 &&
+      now == device)
+    return 0; /* the usual case, no lock: autograd's device guard made it current */
   /* A cold thread (PyTorch's autograd thread on device 0: pytorch#124565) or another device's
    * context: make this device's primary context current, the one PyTorch's runtime uses. */
-  if (rc == 0 && gs__primary[device] == NULL &&
-      gs__drv.primary_ctx_retain(&gs__primary[device], device) != 0) {
+  pthread_mutex_lock(&gs__gpu_lock);
+  if (gs__primary[device] == NULL && gs__drv.primary_ctx_retain(&gs__primary[device], device) != 0)
     gs__primary[device] = NULL;
-    rc = -ENODEV;
-  }
   primary = gs__primary[device];
-  if (rc == 0 && gs__drv.ctx_set_current(primary) != 0) rc = -ENODEV;
-done:
   pthread_mutex_unlock(&gs__gpu_lock);
-  return rc;
+  return primary != NULL && gs__drv.ctx_set_current(primary) == 0 ? 0 : -ENODEV;
+}
+
+const char *gs_gpu_load_source(void *ctx_or_null, const char **why) {
+  CUcontext ctx;
+  unsigned long long id;
+  const char *src = NULL;
+  pthread_mutex_lock(&gs__gpu_lock);
+  if (gs__driver_ready_locked() == 0 && gs__context_locked(ctx_or_null, &ctx, &id) == 0) {
+    const gs__module *m = gs__module_find_locked(ctx, id);
+    if (m != NULL && m->load_rc == 0) src = m->source;
+  }
+  if (why != NULL) *why = gs__nvrtc_error();
+  pthread_mutex_unlock(&gs__gpu_lock);
+  return src;
 }
 
 int gs_gpu_load_status(void *ctx_or_null, int *curesult) {
@@ -317,14 +370,16 @@ int gs_gpu_compress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dp
   if (rc != 0) return rc;
   gs__kparams_of(&l, src_dptr, dst_dptr, &k);
   void *args[] = {&k};
-  if (gs__drv.launch_kernel(m.header, 1, 1, 1, 32, 1, 1, 0, stream, args, NULL) != 0) return -EIO;
-  if (l.p.n == 0) return 0;
+  int slot = gs__gpu_time_begin(m.ctx, stream);
+  rc = gs__drv.launch_kernel(m.header, 1, 1, 1, 32, 1, 1, 0, stream, args, NULL) != 0 ? -EIO : 0;
   /* Compress: one warp per group (or per few small groups); bool: one thread per byte. */
   uint64_t items = l.p.dtype == GS_DTYPE_BOOL ? (l.p.n + 7) / 8 : l.ngroups * 32u;
   unsigned grid = gs__grid(items, GS__BLOCK, m.sms);
-  if (gs__drv.launch_kernel(m.compress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0)
-    return -EIO;
-  return 0;
+  if (rc == 0 && l.p.n != 0 &&
+      gs__drv.launch_kernel(m.compress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0)
+    rc = -EIO;
+  gs__gpu_time_end(slot, stream);
+  return rc;
 }
 
 int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_dptr,
@@ -343,9 +398,10 @@ int gs_gpu_decompress(const gs_codec_params *p, uint64_t src_dptr, uint64_t dst_
   gs__kparams_of(&l, src_dptr, dst_dptr, &k);
   void *args[] = {&k};
   unsigned grid = gs__grid((l.p.n + 7) / 8, GS__BLOCK, m.sms);
-  if (gs__drv.launch_kernel(m.decompress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0)
-    return -EIO;
-  return 0;
+  int slot = gs__gpu_time_begin(m.ctx, stream);
+  rc = gs__drv.launch_kernel(m.decompress, grid, 1, 1, GS__BLOCK, 1, 1, 0, stream, args, NULL) != 0 ? -EIO : 0;
+  gs__gpu_time_end(slot, stream);
+  return rc;
 }
 
 #endif

@@ -9,6 +9,7 @@
 #include "codec_core.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -80,6 +81,24 @@ static inline int gs__layout_read_header(const void *src, size_t bytes, gs__layo
 }
 
 
+
+/* ---- nvrtc.c: the kernels compiled at run time (GPUs and drivers the fatbin does not serve) ----
+ *
+ * An image of codec.cu for compute capability arch (e.g. 90) in *image (malloc'ed, *size bytes):
+ * read from the disk cache ($XDG_CACHE_HOME/gactshim, else ~/.cache/gactshim; keyed by source
+ * hash, arch and NVRTC version) unless retry, else compiled with an NVRTC found at run time and
+ * written there. 1 (from the cache), 0 (compiled), -ENOENT (no usable NVRTC: remembered, not
+ * looked for again) or -ENOEXEC (the compile failed). Called under the loader's lock. */
+int gs__nvrtc_image(int arch, bool retry, void **image, size_t *size);
+
+/* Why the last run-time compile could not give an image, or NULL. */
+const char *gs__nvrtc_error(void);
+
+/* ---- gputime.c: CUDA events around the codec's launches (gs_gpu_kernel_time) ----
+ * begin records a start event on stream (ctx current) and returns a slot, or -1 (untimed: no
+ * free pair, or no driver); end records the end event of that slot. Neither waits. */
+int gs__gpu_time_begin(void *ctx, void *stream);
+void gs__gpu_time_end(int slot, void *stream);
 
 /* ---- the CPU twin's inner loops: portable C, or AVX2 (codec_avx2.c), picked at run time ---- */
 

@@ -34,6 +34,7 @@ class Workload:
 SPECS = {
     "resnet50": {"full": (256, 8192), "tiny": (4, 32)},
     "resnet50-amp": {"full": (256, 8192), "tiny": (4, 32)},
+    "resnet50-bf16": {"full": (256, 8192), "tiny": (4, 32)},  # bf16 autocast (bench/gpu/check.sh)
     "gpt2": {"full": (16, 1024), "tiny": (2, 16)},
     "gcn": {"full": (262144, 1 << 25), "tiny": (512, 16384)},
 }
@@ -279,10 +280,10 @@ def _gcn(name, size):
 
 def build(name, size):
     """The benchmark workload `name` at `size` ("full" or "tiny")."""
-    if name in ("resnet50", "resnet50-amp"):
+    if name in ("resnet50", "resnet50-amp", "resnet50-bf16"):
         w = _resnet50(name, size)
-        if name == "resnet50-amp":
-            w.amp_dtype = torch.float16
+        if name != "resnet50":
+            w.amp_dtype = torch.float16 if name == "resnet50-amp" else torch.bfloat16
         return w
     if name == "gpt2":
         return _gpt2(name, size)

@@ -30,6 +30,7 @@ PARTS = ["kernels"] + BENCH_MODELS + CONVERGENCE_TASKS
 
 # The shim configs' environment (LD_PRELOAD is added); the others run without the shim.
 SHIM_CONFIGS = {
+    "default": {},  # the shim as a user first meets it: no GACTSHIM_* setting
     "gactshim4": {"GACTSHIM_POLICY": "fixed", "GACTSHIM_BITS": "4", "GACTSHIM_SELECT": "all"},
     # Issue 9: the same 4 bits, compressing only what the memory peak needs (GACTSHIM_SELECT).
     "lifetime4": {"GACTSHIM_POLICY": "fixed", "GACTSHIM_BITS": "4", "GACTSHIM_SELECT": "lifetime"},
@@ -37,7 +38,7 @@ SHIM_CONFIGS = {
     "adaptive": {"GACTSHIM_POLICY": "adaptive", "GACTSHIM_BITS": "2"},
     "budget": {"GACTSHIM_POLICY": "budget"},          # GACTSHIM_BUDGET from --budget
 }
-CONFIGS = ["baseline", "gactshim4", "lifetime4", "gactshim2", "adaptive", "budget", "checkpoint",
+CONFIGS = ["baseline", "default", "gactshim4", "lifetime4", "gactshim2", "adaptive", "budget", "checkpoint",
            "save_on_cpu"]
 
 CONV_STEPS = {"digits-cnn": (500, 40), "char-transformer": (600, 15)}  # (full, quick)

@@ -192,6 +192,8 @@ typedef struct gs_stats {
   uint64_t packed, compressed, unpacked;
   uint64_t bytes_original, bytes_compressed;
   uint64_t codec_ns; /* wall time in compress and decompress calls (host side) */
+  /* GPU time of the codec's launches (CUDA events), the calls timed, and those not timed */
+  uint64_t gpu_kernel_ns, gpu_kernel_timed, gpu_kernel_untimed;
   uint64_t skipped[GS_SKIP__COUNT];
   uint64_t failed[GS_FAIL__COUNT];
 } gs_stats;

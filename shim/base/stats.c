@@ -54,14 +54,18 @@ static int gs__stats_format(char *buf, size_t len, gs_stats_extra_fn extra) {
   gs__json_append(buf, len, &off,
              "{\"version\":1,\"pid\":%ld,\"allocs\":%llu,\"frees\":%llu,\"alloc_bytes\":%llu,"
              "\"packed\":%llu,\"compressed\":%llu,\"unpacked\":%llu,\"bytes_original\":%llu,"
-             "\"bytes_compressed\":%llu,\"codec_ns\":%llu,\"skipped\":{",
+             "\"bytes_compressed\":%llu,\"codec_ns\":%llu,\"gpu_kernel_ns\":%llu,"
+             "\"gpu_kernel_timed\":%llu,\"gpu_kernel_untimed\":%llu,\"skipped\":{",
              (long)getpid(), (unsigned long long)gs__get(&s->allocs),
              (unsigned long long)gs__get(&s->frees), (unsigned long long)gs__get(&s->alloc_bytes),
              (unsigned long long)gs__get(&s->packed), (unsigned long long)gs__get(&s->compressed),
              (unsigned long long)gs__get(&s->unpacked),
              (unsigned long long)gs__get(&s->bytes_original),
              (unsigned long long)gs__get(&s->bytes_compressed),
-             (unsigned long long)gs__get(&s->codec_ns));
+             (unsigned long long)gs__get(&s->codec_ns),
+             (unsigned long long)gs__get(&s->gpu_kernel_ns),
+             (unsigned long long)gs__get(&s->gpu_kernel_timed),
+             (unsigned long long)gs__get(&s->gpu_kernel_untimed));
   for (int r = 0; r < GS_SKIP__COUNT; r++)
     gs__json_append(buf, len, &off, "%s\"%s\":%llu", r ? "," : "", gs__skip_name((gs_skip_reason)r),
                (unsigned long long)gs__get(&s->skipped[r]));

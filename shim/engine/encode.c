@@ -121,14 +121,27 @@ static int gs__codec_gpu(const gs_codec_params *p, uint64_t src, uint64_t dst, i
   if (rc == 0) rc = gs__torch_current_stream(dev, stream);
   if (rc == 0)
     rc = gs__fault(GS_FAULT_LAUNCH) ? -EIO : gs_gpu_compress(p, src, dst, (void *)(uintptr_t)*stream);
+  if (rc == 0) gs__note_gpu_time();
   int cu = 0;
   /* Asked while dev's context is still current: the load is tried, and fails, per context. */
-  if (rc == -ENOEXEC && gs_gpu_load_status(NULL, &cu) == -ENOEXEC)
-    gs__warn_once("gpu-load", "the GPU kernels could not be loaded on device %d (CUresult %d); "
-                  "its saved tensors are kept exact", dev, cu);
+  const char *why = NULL;
+  if (rc == -ENOEXEC && gs_gpu_load_status(NULL, &cu) == -ENOEXEC) {
+    gs_gpu_load_source(NULL, &why);
+    gs__warn_once("gpu-load", "the GPU kernels could not be loaded on device %d (CUresult %d%s%s); "
+                  "its saved tensors are kept exact", dev, cu, why ? "; run-time compile: " : "",
+                  why ? why : "");
+  }
   if (switched) gs__set_device(prev);
   if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
   return rc;
+}
+
+void gs__note_gpu_time(void) {
+  uint64_t ns, timed, untimed;
+  if (gs_gpu_kernel_time(&ns, &timed, &untimed) != 0) return;
+  __atomic_store_n(&gs__stats.gpu_kernel_ns, ns, __ATOMIC_RELAXED);
+  __atomic_store_n(&gs__stats.gpu_kernel_timed, timed, __ATOMIC_RELAXED);
+  __atomic_store_n(&gs__stats.gpu_kernel_untimed, untimed, __ATOMIC_RELAXED);
 }
 
 /* Says why encoding failed — once per reason — and counts it; the tensor will be kept exact. */

@@ -142,6 +142,7 @@ typedef struct gs_torch {
   PyObject *push_hooks;    /* torch._C._autograd._push_saved_tensors_default_hooks */
   PyObject *raw_stream;    /* torch._C._cuda_getCurrentRawStream, or NULL */
   PyObject *current_stream;/* torch.cuda.current_stream, or NULL */
+  PyObject *profiler_enabled; /* torch._C._autograd._profiler_enabled, or NULL */
   PyObject *get_device;    /* torch._C._cuda_getDevice, or NULL */
   PyObject *set_device;    /* torch._C._cuda_setDevice, or NULL */
   GS__TORCH_NAMES(GS__TORCH_NAME_MEMBER)
@@ -167,6 +168,12 @@ int gs__get_i64(PyObject *obj, PyObject *name, bool call, int64_t *out);
  * answer). 0, or -ESRCH when it cannot be found: the caller must not launch then, since a launch
  * on a guessed stream is not ordered with PyTorch's. */
 int gs__torch_current_stream(int dev, uint64_t *stream);
+
+/* Whether PyTorch's profiler (kineto) is on now. */
+bool gs__torch_profiler_on(void);
+
+/* Copies the codec's GPU time so far (CUDA events, gs_gpu_kernel_time) into the stats. */
+void gs__note_gpu_time(void);
 
 /* t.data_ptr(): the address of t's first element (0 with a Python error set on failure). */
 uint64_t gs__torch_data_ptr(PyObject *t);

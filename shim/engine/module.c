@@ -103,6 +103,8 @@ static int gs__fill_stats(PyObject *d, PyObject *skipped) {
   rc |= gs__dict_u64(d, "bytes_original", GS__LOAD(bytes_original));
   rc |= gs__dict_u64(d, "bytes_compressed", GS__LOAD(bytes_compressed));
   rc |= gs__dict_u64(d, "codec_ns", GS__LOAD(codec_ns));
+  rc |= gs__dict_u64(d, "gpu_kernel_ns", GS__LOAD(gpu_kernel_ns));
+  rc |= gs__dict_u64(d, "gpu_kernel_timed", GS__LOAD(gpu_kernel_timed));
   rc |= gs__dict_u64(d, "iteration", gs__engine_iteration());
   rc |= gs__dict_u64(d, "host_saved_bytes", gs__registry_live_bytes(GS_DEVICE_HOST));
   rc |= gs__dict_u64(d, "host_saved_bytes_peak", gs__registry_peak_bytes(GS_DEVICE_HOST));

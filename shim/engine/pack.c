@@ -23,6 +23,7 @@ static uint32_t gs__next_index(void) {
     }
   }
   if (gs__index == 0) {
+    if (gs__cfg.cupti) gs__cupti_note_profiler(gs__torch_profiler_on());
     gs__trace_iteration(gs__iter); /* the timeline's iteration bands */
     gs__plans_iteration(gs__iter); /* the completed iteration becomes a plan */
   }

@@ -69,6 +69,7 @@ int gs__torch_load(PyObject *torch) {
   if (gs__torch.strided == NULL || gs__torch.push_hooks == NULL) goto missing;
   /* CUDA entry points: absent in CPU-only builds, which is fine. */
   gs__torch.raw_stream = gs__lookup(torch, "_C._cuda_getCurrentRawStream");
+  gs__torch.profiler_enabled = gs__lookup(torch, "_C._autograd._profiler_enabled");
   gs__torch.current_stream = gs__lookup(torch, "cuda.current_stream");
   gs__torch.get_device = gs__lookup(torch, "_C._cuda_getDevice");
   gs__torch.set_device = gs__lookup(torch, "_C._cuda_setDevice");
@@ -129,6 +130,14 @@ int gs__torch_current_stream(int dev, uint64_t *stream) {
     rc = -ESRCH;
   }
   return rc;
+}
+
+bool gs__torch_profiler_on(void) {
+  PyObject *r = gs__torch.profiler_enabled ? gs__py.PyObject_CallObject(gs__torch.profiler_enabled, NULL) : NULL;
+  bool on = r != NULL && gs__py.PyObject_IsTrue(r) == 1;
+  if (r) gs__py.Py_DecRef(r);
+  if (gs__py.PyErr_Occurred()) gs__py.PyErr_Clear();
+  return on;
 }
 
 uint64_t gs__torch_data_ptr(PyObject *t) {

@@ -93,7 +93,9 @@ static int gs__decode(gs_handle *h, PyObject *data, uint64_t bytes, const gs_cod
   if (rc == 0) rc = gs__torch_current_stream(h->device, &stream);
   if (rc != 0) return rc;
   gs__guard_stream(h, data, stream);
-  return gs_gpu_decompress(p, src, dst, (void *)(uintptr_t)stream);
+  rc = gs_gpu_decompress(p, src, dst, (void *)(uintptr_t)stream);
+  if (rc == 0) gs__note_gpu_time();
+  return rc;
 }
 
 /* A new tensor of the handle's size and layout, of dtype code dt. */

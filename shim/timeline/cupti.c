@@ -1,4 +1,5 @@
-/* cupti.c: CUPTI activity API loaded at run time — kernel timings of our codec kernels. */
+/* cupti.c: CUPTI activity API loaded at run time — kernel timings of our codec kernels (opt-in:
+ * GACTSHIM_CUPTI=1; the stats' gpu_kernel_ns comes from CUDA events and needs no CUPTI). */
 #include "timeline.h"
 
 #include <dlfcn.h>
@@ -21,6 +22,13 @@ const char *gs__cupti_name(uint32_t id) {
 
 /* Our kernels are extern "C" and named gs_k_* (kernels/codec.cu), so a prefix is exact. */
 bool gs__cupti_is_ours(const char *name) { return name && strncmp(name, "gs_k_", 5) == 0; }
+
+/* Set by the engine while PyTorch's profiler (kineto) is on; read by the writer thread, which
+ * then hands CUPTI's activity callbacks (one set per process) over to it. Global: two rooms. */
+static bool gs__profiler_on;
+
+void gs__cupti_note_profiler(bool on) { __atomic_store_n(&gs__profiler_on, on, __ATOMIC_RELAXED); }
+bool gs__cupti_profiler_on(void) { return __atomic_load_n(&gs__profiler_on, __ATOMIC_RELAXED); }
 
 __attribute__((unused)) static uint32_t gs__intern(const char *name) {
   uint32_t n = __atomic_load_n(&gs__nnames, __ATOMIC_ACQUIRE);
@@ -62,6 +70,8 @@ static void CUPTIAPI gs__buf_completed(CUcontext ctx, uint32_t stream, uint8_t *
   while (gs__c.next && gs__c.next(buf, valid, &rec) == CUPTI_SUCCESS) {
     if (rec->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL && rec->kind != CUPTI_ACTIVITY_KIND_KERNEL)
       continue;
+    /* Only the fields up to `name` are read: their layout is the same in CUPTI 12's
+     * CUpti_ActivityKernel9 and CUPTI 13's CUpti_ActivityKernel10 (fields are appended). */
     const CUpti_ActivityKernel10 *k = (const CUpti_ActivityKernel10 *)rec;
     if (!gs__cupti_is_ours(k->name) || k->start == 0) continue;
     gs__trace_kernel(gs__intern(k->name), (uint64_t)((int64_t)k->start + gs__c.offset),
@@ -77,9 +87,9 @@ static bool gs__resolve(void) {
   if (!gs__c.lib) return false;
   CUptiResult (*version)(uint32_t *) = (CUptiResult(*)(uint32_t *))dlsym(gs__c.lib, "cuptiGetVersion");
   uint32_t v = 0;
-  /* Records are read with this toolkit's layout (CUpti_ActivityKernel10, CUDA 13): refuse an older
-   * CUPTI (or one that reports no version, as without a driver) rather than misread them. */
-  if (!version || version(&v) != CUPTI_SUCCESS || v < CUPTI_API_VERSION / 10000 * 10000) return false;
+  /* CUPTI 12 (API versions 18 to 2x) and 13 (130000 on) lay out the fields read alike; refuse an
+   * older one (or one that reports no version, as without a driver) rather than misread them. */
+  if (!version || version(&v) != CUPTI_SUCCESS || v < 18) return false;
   *(void **)&gs__c.reg = dlsym(gs__c.lib, "cuptiActivityRegisterCallbacks");
   *(void **)&gs__c.enable = dlsym(gs__c.lib, "cuptiActivityEnable");
   *(void **)&gs__c.disable = dlsym(gs__c.lib, "cuptiActivityDisable");
@@ -103,7 +113,8 @@ int gs__cupti_start(void) {
 
 void gs__cupti_stop(void) {
   if (!gs__c.on) return;
-  gs__c.flush(0);
+  /* Forced: also the buffers of records still being written (kernels in flight at exit). */
+  gs__c.flush(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
   gs__c.disable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
   gs__c.on = false;
 }

@@ -395,9 +395,15 @@ static void *gs__writer(void *arg) {
       control_tried = true; /* once: a directory that is not ours stays refused */
       gs__r.listen_fd = gs__control_listen();
     }
-    if (gs__r.opt.cupti && !cupti_tried && gs__events()) {
+    if (gs__r.opt.cupti && !cupti_tried && gs__events() && !gs__cupti_profiler_on()) {
       cupti_tried = true;
       cupti_on = gs__cupti_start() == 0;
+    }
+    /* PyTorch's profiler owns CUPTI while it runs: step aside, and come back after it. */
+    if (cupti_on && gs__cupti_profiler_on()) {
+      gs__cupti_stop();
+      cupti_on = false;
+      cupti_tried = false;
     }
     /* Under a steady stream of events, still look at the socket (attach must not starve) and
      * rest a little unless the ring was full; idle, wait 5 ms. */

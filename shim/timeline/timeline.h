@@ -281,6 +281,12 @@ bool gs__cupti_is_ours(const char *name);
 
 void gs__cupti_atfork_child(void);
 
+/* PyTorch's profiler (kineto) is on (true) or off: while it is, our CUPTI collection stops
+ * (records flushed, callbacks left to kineto), and it starts again once the profiler is off.
+ * Called by the engine at each iteration when GACTSHIM_CUPTI=1; read by the writer thread. */
+void gs__cupti_note_profiler(bool on);
+bool gs__cupti_profiler_on(void);
+
 
 /* ---- the control socket's server side (control_server.c); the protocol is in format.h ------- */
 

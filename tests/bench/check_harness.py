@@ -35,3 +35,39 @@ def test_harness_dry_run():
                        "throughput ≥ 0.90× baseline", "## gcn", "| config | peak allocated |",
                        "| baseline |", "| gactshim4 |", "Max-batch probes"):
             assert needle in md, "missing %r in %s" % (needle, mds[0])
+
+
+def test_gpu_check_dry_run():
+    """bench/gpu/check.sh --device cpu: every part runs or skips with its reason, in order, and the
+    results (check.md/.json, the harness's .md/.json, check.log) land in the folder it is given."""
+    with tempfile.TemporaryDirectory(prefix="gpu-check-test-") as out:
+        env = dict(os.environ, PYTHON=sys.executable)
+        r = subprocess.run([os.path.join(ROOT, "bench/gpu/check.sh"), out, "--device", "cpu"], env=env,
+                           capture_output=True, text=True, timeout=1850)
+        print(r.stdout + r.stderr)
+        assert r.returncode == 0, "check.sh exited %d" % r.returncode
+        res = json.load(open(os.path.join(out, "check.json")))
+        parts = res["parts"]
+        assert sorted(parts) == sorted(["info", "codec", "bandwidth", "first-contact", "resnet50",
+                                        "resnet50-bf16", "gpt2", "convergence"]), list(parts)
+        want = {"info": "ok", "codec": "skip", "bandwidth": "skip", "first-contact": "skip", "resnet50": "ok",
+                "resnet50-bf16": "skip", "gpt2": "ok", "convergence": "ok"}
+        assert {k: v["status"] for k, v in parts.items()} == want, {k: (v["status"], v.get("reason")) for k, v in parts.items()}
+        for k in ("codec", "bandwidth"):  # skipped, but only after finding the carried binary
+            assert "is built" in parts[k]["reason"], parts[k]
+        assert "no CUDA device" in parts["first-contact"]["figures"]["cold_thread"]["reason"], parts["first-contact"]
+        for m in ("resnet50", "gpt2"):
+            fig = parts[m]["figures"]
+            for c in ("baseline", "default"):
+                assert fig[c]["ok"] and fig[c]["samples_per_s"] > 0, (m, c, fig[c])
+                assert fig[c]["max_batch"] or m != "resnet50", (m, c, fig[c])  # the dry run's one search
+            assert fig["default"]["shim"]["compressed"] > 0, (m, fig["default"]["shim"])
+        conv = parts["convergence"]["figures"]["runs"]
+        assert conv["baseline"]["ok"] and conv["default"]["ok"], conv
+        rows = {t["target"]: t for t in res["targets"]}
+        assert rows["loss within 1 % (char transformer)"]["measured"] is not None, rows
+        md = open(os.path.join(out, "check.md")).read()
+        for needle in ("CPU DRY RUN", "## Parts", "| codec | skip |", "## Targets (H100/H200)", "## resnet50"):
+            assert needle in md, "missing %r in check.md" % needle
+        files = sorted(os.listdir(out))
+        assert len(files) == 5 and "check.log" in files, files  # the device tool brings back 8 files at most

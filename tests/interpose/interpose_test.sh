@@ -61,7 +61,28 @@ bad_var() { # $1=NAME=value; the shim must exit 2 with one line naming the varia
   echo "ok: $1 -> $(cat "$tmp/err")"
 }
 
+backend() { # $1: native|expandable|async (alloc_backends.c): each allocation counted once
+  out=$(GACTSHIM_STATS="$tmp/b.json" GACTSHIM_QUIET=1 LD_PRELOAD="$shim_preload" "$BACKENDS" "$1") \
+    || fail "alloc_backends $1 exited $?"
+  for k in allocs frees alloc_bytes; do
+    want=$(field "$out" "$k"); got=$(json_get "$tmp/b.json" "$k")
+    [ "$want" = "$got" ] || fail "$1: $k: program did $want, stats say $got"
+  done
+  [ "$(field "$out" outstanding)" = 0 ] || fail "$1: stand-in driver still holds memory"
+  # GACTSHIM_BUDGET's quantity: device 0's peak is the memory the backend held, counted once.
+  /usr/bin/python3 - "$tmp/b.json" "$(field "$out" peak)" <<'PY' || fail "$1: device figures wrong: $(cat "$tmp/b.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+d = s["devices"]
+assert d["0"]["peak"] == int(sys.argv[2]) and d["0"]["live"] == 0, (d, sys.argv[2])
+assert s["hook_failures"] == 0 and s["untracked_frees"] == 0, s
+PY
+  echo "ok: $1: $out"
+}
+
 case $case_name in
+  backend-native|backend-expandable|backend-async)
+    backend "${case_name#backend-}" ;;
   storm)
     out=$(GACTSHIM_STATS="$tmp/s.json" GACTSHIM_QUIET=1 LD_PRELOAD="$shim_preload" "$STORM") || fail "storm exited $?"
     echo "$out"

@@ -2,6 +2,7 @@
  * stand-in driver, which the program links: gpu.c only uses a libcuda.so.1 already loaded). */
 #include "gactshim.h"
 #include "standin.h"
+#include "standin_calls.h"
 
 #include <check.h>
 #include "../check_run.h"
@@ -12,22 +13,6 @@
 
 #define SKIP 77
 
-/* Stand-in driver entry points the test drives directly. */
-int cuCtxSetCurrent(void *ctx);
-int cuDevicePrimaryCtxRetain(void **ctx, int dev);
-
-static const gs_codec_params P = {.n = 1024, .dtype = GS_DTYPE_F32, .bits = 4, .group = 256,
-                                  .seed = 1, .tensor_id = 2};
-/* The stand-in runs no kernel: any host buffers of the right alignment serve as device memory. */
-static float g_src[1024];
-static _Alignas(16) unsigned char g_dst[4096];
-
-static int compress(void) {
-  return gs_gpu_compress(&P, (uint64_t)(uintptr_t)g_src, (uint64_t)(uintptr_t)g_dst, NULL);
-}
-static int decompress(void) {
-  return gs_gpu_decompress(&P, (uint64_t)(uintptr_t)g_dst, (uint64_t)(uintptr_t)g_src, NULL);
-}
 
 static void *device_ctx(int dev) {
   void *ctx = NULL;
@@ -116,8 +101,6 @@ START_TEST(test_no_current_context) {
 }
 END_TEST
 
-int cuCtxGetCurrent(void **ctx);
-
 /* PyTorch's autograd thread on device 0 may have no current context (pytorch#124565): the
  * decompress of its first backward node failed with -ENODEV. gs_gpu_use_device, which the engine
  * calls before each launch, makes the device's primary context current. */
@@ -182,6 +165,36 @@ START_TEST(test_legacy_stream_capture_elsewhere) {
 }
 END_TEST
 
+/* The codec's own GPU time, from events around its launches: the stand-in's GPU clock gives each
+ * launch 10 us (compress: header + compress kernels; decompress: one kernel). Nothing waits:
+ * a pending end event is counted once it has completed. */
+START_TEST(test_launches_timed_with_events) {
+  unsetenv("GS_STANDIN_MODULE_LOAD");
+  uint64_t ns, timed, untimed;
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert(ns == 0 && timed == 0 && untimed == 0);
+  for (int i = 0; i < 10; i++) ck_assert_int_eq(compress(), 0);
+  for (int i = 0; i < 5; i++) ck_assert_int_eq(decompress(), 0);
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert_uint_eq(timed, 15);
+  ck_assert_uint_eq(untimed, 0);
+  ck_assert_uint_eq(ns, 10 * 20000 + 5 * 10000);
+  setenv("GS_STANDIN_EVENTS_PENDING", "1", 1);
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(decompress(), 0);
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert_uint_eq(timed, 15); /* not complete yet: not counted, not waited for */
+  unsetenv("GS_STANDIN_EVENTS_PENDING");
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert_uint_eq(timed, 18);
+  ck_assert_uint_eq(ns, 10 * 20000 + 8 * 10000);
+  /* More calls in flight than event pairs: the extra ones go untimed, nothing blocks. */
+  setenv("GS_STANDIN_EVENTS_PENDING", "1", 1);
+  for (int i = 0; i < 200; i++) ck_assert_int_eq(decompress(), 0);
+  ck_assert_int_eq(gs_gpu_kernel_time(&ns, &timed, &untimed), 0);
+  ck_assert_uint_eq(untimed, 200 - 128);
+}
+END_TEST
+
 int main(void) {
   /* Resolves the driver and reads the table, loads nothing. Each test runs in a process of its
    * own (Check's default, CK_FORK unset), so each starts with no module loaded. */
@@ -200,6 +213,7 @@ int main(void) {
   tcase_add_test(tc, test_use_device_switches_context);
   tcase_add_test(tc, test_decompress_refuses_capture);
   tcase_add_test(tc, test_legacy_stream_capture_elsewhere);
+  tcase_add_test(tc, test_launches_timed_with_events);
   suite_add_tcase(s, tc);
   return gs_check_run(s);
 }

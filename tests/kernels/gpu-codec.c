@@ -112,6 +112,8 @@ int main(void) {
   one_case(16u << 20, 1, 3, 65536, 0, 0, GS_CODEC_RELU_MASK);
   one_case(3u << 20, 2, 8, 4096, 1, 1, 0);
   cases += 3;
+  const char *nv = NULL, *src = gs_gpu_load_source(NULL, &nv);
+  printf("kernels loaded from: %s%s%s\n", src ? src : "nowhere", nv ? "; NVRTC: " : "", nv ? nv : "");
   printf("%d cases, %d failures\n", cases, failures);
   return failures ? 1 : 0;
 }

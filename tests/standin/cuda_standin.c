@@ -123,11 +123,13 @@ API int64_t gs_standin_module_loads(void) { return __atomic_load_n(&g_module_loa
 
 /* The CUresult GS_STANDIN_MODULE_LOAD asks module loads to fail with (read at every load, so a
  * test can switch it): "fail" is 209 (CUDA_ERROR_NO_BINARY_FOR_GPU), a number is that error;
+ * "nobinary": 209 for every image but the stand-in NVRTC's (a GPU the fatbin has no code for);
  * unset, empty or anything else: 0, they succeed. */
-static CUresult module_load_error(void) {
+static CUresult module_load_error(const void *image) {
   const char *e = getenv("GS_STANDIN_MODULE_LOAD");
   if (e == NULL || *e == '\0') return 0;
   if (strcmp(e, "fail") == 0) return 209;
+  if (strcmp(e, "nobinary") == 0) return memcmp(image, "GSSTANDIN-CUBIN", 15) == 0 ? 0 : 209;
   char *end;
   long v = strtol(e, &end, 10);
   return *end == '\0' && v > 0 && v < 100000 ? (CUresult)v : 0;
@@ -135,7 +137,7 @@ static CUresult module_load_error(void) {
 
 API CUresult cuModuleLoadData(void **mod, const void *image) {
   __atomic_add_fetch(&g_module_loads, 1, __ATOMIC_RELAXED);
-  CUresult r = image ? module_load_error() : 1;
+  CUresult r = image ? module_load_error(image) : 1;
   *mod = r == 0 ? &g_module : NULL;
   return r;
 }
@@ -143,11 +145,18 @@ API CUresult cuModuleGetFunction(void **fn, void *mod, const char *name) {
   *fn = &g_function;
   return mod == &g_module && name ? 0 : 400;
 }
-API CUresult cuDeviceGetAttribute(int *v, int attr, int dev) { *v = 4; return attr >= 0 && dev >= 0 ? 0 : 1; }
+/* Compute capability 9.0 (attributes 75 and 76); 4 for any other attribute. */
+API CUresult cuDeviceGetAttribute(int *v, int attr, int dev) {
+  *v = attr == 75 ? 9 : attr == 76 ? 0 : 4;
+  return attr >= 0 && dev >= 0 ? 0 : 1;
+}
+/* A GPU clock: every launch takes 10 us of it, so event timings are exact and testable. */
+static int64_t g_gpu_clock_ns;
 API CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                             unsigned bz, unsigned shared, CUstream s, void **params, void **extra) {
   (void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shared, (void)s, (void)params, (void)extra;
   __atomic_add_fetch(&g_launches, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&g_gpu_clock_ns, 10000, __ATOMIC_RELAXED);
   return fn == &g_function ? 0 : 400;
 }
 
@@ -158,6 +167,33 @@ API CUresult cuStreamIsCapturing(CUstream s, int *status) {
   const char *e = getenv("GS_STANDIN_CAPTURE_ELSEWHERE");
   if (s == NULL && e && strcmp(e, "1") == 0) return 906;
   *status = s == GS_STANDIN_CAPTURING_STREAM ? 1 : 0; /* CU_STREAM_CAPTURE_STATUS_ACTIVE : NONE */
+  return 0;
+}
+
+/* Events read the GPU clock when recorded. GS_STANDIN_EVENTS_PENDING=1: none completes yet. */
+typedef struct event {
+  int64_t at;
+} event;
+API CUresult cuEventCreate(void **e, unsigned flags) {
+  (void)flags;
+  *e = calloc(1, sizeof(event));
+  return *e ? 0 : 2;
+}
+API CUresult cuEventDestroy_v2(void *e) {
+  free(e);
+  return e ? 0 : 400;
+}
+API CUresult cuEventRecord(void *e, CUstream s) {
+  (void)s;
+  ((event *)e)->at = __atomic_load_n(&g_gpu_clock_ns, __ATOMIC_RELAXED);
+  return 0;
+}
+API CUresult cuEventQuery(void *e) {
+  const char *p = getenv("GS_STANDIN_EVENTS_PENDING");
+  return e == NULL ? 400 : (p && strcmp(p, "1") == 0) ? 600 : 0; /* CUDA_ERROR_NOT_READY */
+}
+API CUresult cuEventElapsedTime_v2(float *ms, void *a, void *b) {
+  *ms = (float)(((event *)b)->at - ((event *)a)->at) / 1e6f;
   return 0;
 }
 
