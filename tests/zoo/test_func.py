@@ -39,8 +39,6 @@ def flat(res):
     return {"%s.%s" % (k, n): v for k, d in res.items() for n, v in d.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 fix not yet on main: the shim must step aside where torch.func "
-                   "disables saved-tensor hooks (today: RuntimeError)")
 def test_func_transforms(tmp_path):
     got_p, want_p = str(tmp_path / "shim.pt"), str(tmp_path / "bare.pt")
     out, _ = gsutil.run_child([__file__, "child", got_p], {"GACTSHIM_QUIET": "1"})

@@ -16,9 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 import gsutil  # noqa: E402
 
-SAC_FIX = pytest.mark.xfail(strict=True, reason="issue 13 fix not yet on main: SAC warns (FutureWarning) while the "
-                             "shim's hooks are in scope")
-MODES = ["checkpoint", pytest.param("sac", marks=SAC_FIX), "save-on-cpu", "user-hooks"]
+MODES = ["checkpoint", "sac", "save-on-cpu", "user-hooks"]
 
 
 def sac_policy(ctx, op, *args, **kwargs):
