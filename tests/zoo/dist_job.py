@@ -39,8 +39,11 @@ def main(mode, steps):
         dist.all_reduce(t)
         losses.append(t.item() / world)
     shim = sys.modules.get("_gactshim")
-    print(json.dumps({"rank": rank, "losses": losses,
-                      "compressed": shim.stats()["compressed"] if shim else None}), flush=True)
+    # One write() per line: both ranks share torchrun's stdout pipe, and print() writes the text
+    # and its newline apart, so two ranks' lines could run together (seen once in CI).
+    line = json.dumps({"rank": rank, "losses": losses,
+                       "compressed": shim.stats()["compressed"] if shim else None}) + "\n"
+    os.write(1, line.encode())
     dist.destroy_process_group()
 
 
