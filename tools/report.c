@@ -29,6 +29,7 @@ typedef struct rp_args {
 static int rp_parse_args(int argc, char **argv, rp_args *a) {
   memset(a, 0, sizeof(*a));
   a->files = calloc((size_t)argc, sizeof(char *));
+  if (a->files == NULL) return -ENOMEM;
   size_t vs_at = 0; /* 1 + the index of the first file after --vs */
   int i = 1;
   if (argc > 2 && strcmp(argv[1], "attach") == 0) {
@@ -106,6 +107,7 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (rp_parse_args(argc, argv, &a) != 0) {
+    free(a.files); /* whatever it parsed before it stopped */
     rp_usage(stderr);
     return 2;
   }
