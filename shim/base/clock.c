@@ -5,6 +5,12 @@
 #include <string.h>
 #include <unistd.h>
 
+static uint64_t gs__mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 #if defined(__x86_64__)
 #include <x86intrin.h>
 
@@ -32,12 +38,6 @@ typedef struct gs__anchor {
 } gs__anchor;
 /* Per thread, so the hot path touches no shared line; initial-exec: the shim is preloaded. */
 static __thread gs__anchor gs__tl_anchor __attribute__((tls_model("initial-exec")));
-
-static uint64_t gs__mono(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int gs__tsc_is_clocksource(void) {
   char buf[16] = {0};
@@ -89,10 +89,6 @@ uint64_t gs__now_ns(void) {
 
 #else
 
-uint64_t gs__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+uint64_t gs__now_ns(void) { return gs__mono(); }
 
 #endif
