@@ -32,6 +32,12 @@ if ddp:
     model = torch.nn.parallel.DistributedDataParallel(model)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 
+def say(line):
+    """One write() per line: print() writes the text and its newline apart when stdout is
+    unbuffered (torchrun's children), so two ranks' lines on one pipe could run together."""
+    os.write(1, (line + "\n").encode())
+
+
 def batch(i):
     """Batch i of a fixed data set, made on demand; each rank takes its share, as DistributedSampler
     would."""
@@ -53,14 +59,14 @@ for i in range(steps):
         losses.append(t.item() / world)
     else:
         losses.append(loss.item())
-    print("step", i, flush=True)
+    say("step %d" % i)
     if i == 0 and "--own-sigterm" in args:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))
     if ready and i == 0:
         open(ready, "w").close()
     if pause:
         time.sleep(pause)
-print(json.dumps({"loss": losses[-1], "losses": losses, "rank": rank,
-                  "sigterm": str(signal.getsignal(signal.SIGTERM))}), flush=True)
+say(json.dumps({"loss": losses[-1], "losses": losses, "rank": rank,
+                "sigterm": str(signal.getsignal(signal.SIGTERM))}))
 if ddp:
     dist.destroy_process_group()
