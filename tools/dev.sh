@@ -99,7 +99,8 @@ case "$cmd" in
     build_dir build
     run_suite build || status=1
     # Sanitizers: the C suite under ASan+UBSan (the Python training tests stay in the plain build:
-    # the Debian interpreter is not instrumented), the threaded and forking tests under TSan.
+    # the venv's interpreter and PyTorch are not instrumented), the threaded and forking tests
+    # under TSan.
     build_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false
     run_suite build-asan --no-suite python || status=1
     build_dir build-tsan -Db_sanitize=thread -Db_lundef=false

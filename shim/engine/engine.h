@@ -319,6 +319,11 @@ typedef struct gs_pack_choice {
   bool probe;            /* measure its sensitivity first (adaptive and budget policies) */
 } gs_pack_choice;
 
+/* The codec group for f (group.c): the largest multiple of 32 up to max that divides the
+ * innermost row or plane of f as the codec reads it, so that no group straddles two rows of
+ * different scale; max when none does. Pure. */
+uint32_t gs__facts_group(const gs_tensor_facts *f, uint32_t max);
+
 /* The decision for tensor `index` of `iteration` from its facts: the keep rules, then the policy
  * and the plans. No Python call. */
 gs_pack_choice gs__facts_decide(const gs_tensor_facts *f, uint64_t iteration, uint32_t index);

@@ -130,12 +130,50 @@ START_TEST(asked_the_policy) {
 }
 END_TEST
 
+START_TEST(groups_follow_rows) {
+  /* LayerNorm over a width of 192 (ViT-tiny): one group per token, not 256 across two. */
+  int64_t vit[3] = {8, 197, 192}, llama[3] = {4, 64, 768}, odd[2] = {64, 1000};
+  gs_tensor_facts f = activation(3, vit);
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 192);
+  f = activation(3, llama); /* 256 divides 768: the default, aligned already */
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 256);
+  ck_assert_uint_eq(gs__facts_group(&f, 128), 128);
+  /* NCHW with 56x56 planes: no multiple of 32 divides 56; 224 (32x7) divides the plane (3136). */
+  int64_t nchw[4] = {8, 64, 56, 56};
+  f = activation(4, nchw);
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 224);
+  /* The same tensor channels_last: memory order C, W, H, N; 64 channels per position. */
+  int64_t cl[4] = {64 * 56 * 56, 1, 56 * 64, 64};
+  memcpy(f.stride, cl, sizeof(cl));
+  gs__facts_geometry(&f);
+  ck_assert(f.dense);
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 64);
+  /* A row-major copy is what a non-dense tensor is encoded from: its logical order counts. */
+  f.stride[0] = 2 * 64 * 56 * 56;
+  gs__facts_geometry(&f);
+  ck_assert(!f.dense);
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 224); /* 56 no, 56x56 yes */
+  /* 7x7 planes and rows of 1000: nothing aligns (49 and 1000 have no multiple of 32 as a
+   * divisor) until an outer dim, which then takes the default. */
+  int64_t small[4] = {8, 512, 7, 7};
+  f = activation(4, small);
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 256);
+  f = activation(2, odd);
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 256);
+  /* Size-1 dims do not break a row: [N, 1, 192]. */
+  int64_t one[3] = {16, 1, 192};
+  f = activation(3, one);
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 192);
+}
+END_TEST
+
 static Suite *facts_suite(void) {
   Suite *s = suite_create("engine-facts");
   TCase *t = tcase_create("facts");
   tcase_add_test(t, geometry_of_layouts);
   tcase_add_test(t, kept_before_the_policy);
   tcase_add_test(t, asked_the_policy);
+  tcase_add_test(t, groups_follow_rows);
   suite_add_tcase(s, t);
   return s;
 }
