@@ -39,10 +39,6 @@ XFAIL = {
                       "block's saved bytes are 3.94x lower at the default, under the 4x target"),
     "resnet18-fp32": BATCHNORM % ("3.67x (< 4x)", "10 %"),
     "resnet18-bf16": BATCHNORM % ("1.88x (< 2.5x; 29 tensors kept as small)", "5.7 %"),
-    "vit-tiny": ("not met: at 8 bits the worst parameter gradients (blocks.*.mlp.fc1/fc2.weight) are ~1.2 % "
-                 "from exact: stochastic rounding's own noise at 8 bits. The LayerNorm error this case found "
-                 "(blocks.0.norm2.weight 15 %: groups of 256 straddled tokens of width 192) is fixed by the "
-                 "row-aligned codec groups (docs/policies.md)"),
     "compile-mlp": ("not fixed (found by the zoo): under torch.compile the same MLP's 8-bit gradient error is "
                     "11 % (0.9 % eager, zoo-accelerate); the compiled graph's saved activations have no grad_fn, "
                     "so the ReLU mask and the producer rules do not apply; cause not yet isolated"),
