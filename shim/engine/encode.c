@@ -207,7 +207,8 @@ static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
   if (!f->contiguous) { /* restored with the strides the saving op saw */
     h->stride = f->stride_obj;
     gs__py.Py_IncRef(h->stride);
-    h->restride = !f->dense; /* encoded from a contiguous copy: decoded so, then copied */
+    /* encoded from a contiguous copy (group.c says when): decoded so, then copied */
+    h->restride = gs__facts_copied(f, gs__cfg.group);
   }
   h->producer = f->producer;
   if (h->producer) gs__py.Py_IncRef(h->producer);
@@ -289,8 +290,10 @@ static PyObject *gs__compress_src(PyObject *t, PyObject *src, uint64_t src_ptr,
 
 PyObject *gs__compress(PyObject *t, const gs_tensor_facts *f, unsigned bits, gs_skip_reason *why) {
   /* A dense layout (any dim order) is encoded as it lies in memory and restored with the same
-   * strides; anything else (slices with gaps, broadcasts) through a contiguous copy. */
-  PyObject *src = f->dense ? t : gs__call_method(t, gs__torch.s_contiguous, NULL, NULL);
+   * strides; anything else (slices with gaps; a convolution's channels_last output, whose groups
+   * should follow channel planes) through a contiguous copy. */
+  bool copied = gs__facts_copied(f, gs__cfg.group);
+  PyObject *src = copied ? gs__call_method(t, gs__torch.s_contiguous, NULL, NULL) : t;
   if (src == NULL) return gs__note_error(why), NULL;
   if (src == t) gs__py.Py_IncRef(src);
   uint64_t src_ptr = src == t && f->device < 0 ? f->data_ptr : gs__torch_data_ptr(src);

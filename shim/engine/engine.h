@@ -269,6 +269,7 @@ void gs__report_release(gs_handle *h);
 #define GS_PRODUCER_LEAF 8u      /* AccumulateGrad: the node of a leaf that requires grad */
 #define GS_PRODUCER_PASS 16u     /* passes its input's values on: casts, views, dropout */
 #define GS_PRODUCER_CAST 32u     /* a cast or a view: a parameter's copy is still the parameter */
+#define GS_PRODUCER_CONV 64u     /* a convolution's output: BatchNorm's input in a CNN (group.c) */
 
 #define GS_FACTS_MAX_DIMS 16
 
@@ -323,6 +324,10 @@ typedef struct gs_pack_choice {
  * innermost row or plane of f as the codec reads it, so that no group straddles two rows of
  * different scale; max when none does. Pure. */
 uint32_t gs__facts_group(const gs_tensor_facts *f, uint32_t max);
+/* Whether f is encoded from a row-major copy (and restored with its strides) instead of as it
+ * lies: when it is not dense, and when it is a convolution's channels_last output whose channel
+ * planes groups can then follow (group.c says why). */
+bool gs__facts_copied(const gs_tensor_facts *f, uint32_t max);
 
 /* The decision for tensor `index` of `iteration` from its facts: the keep rules, then the policy
  * and the plans. No Python call. */

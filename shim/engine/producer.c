@@ -45,6 +45,7 @@ static unsigned gs__name_flags(const char *name) {
       strcmp(name, "ThresholdBackward0") == 0)
     f |= GS_PRODUCER_RELU;
   if (strcmp(name, "AccumulateGrad") == 0) f |= GS_PRODUCER_LEAF;
+  if (strstr(name, "Convolution")) f |= GS_PRODUCER_CONV; /* every backend's node */
   if (gs__name_in(name, gs__cast_names, GS_ARRAY_LEN(gs__cast_names)))
     f |= GS_PRODUCER_PASS | GS_PRODUCER_CAST;
   if (gs__name_in(name, gs__dropout_names, GS_ARRAY_LEN(gs__dropout_names))) f |= GS_PRODUCER_PASS;

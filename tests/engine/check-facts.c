@@ -148,6 +148,12 @@ START_TEST(groups_follow_rows) {
   gs__facts_geometry(&f);
   ck_assert(f.dense);
   ck_assert_uint_eq(gs__facts_group(&f, 256), 64);
+  ck_assert(!gs__facts_copied(&f, 256)); /* a ReLU output, say: encoded as it lies */
+  /* A convolution's channels_last output is read from an NCHW copy: groups follow planes. */
+  f.producer_flags = GS_PRODUCER_CONV;
+  ck_assert(gs__facts_copied(&f, 256));
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 224);
+  f.producer_flags = 0;
   /* A row-major copy is what a non-dense tensor is encoded from: its logical order counts. */
   f.stride[0] = 2 * 64 * 56 * 56;
   gs__facts_geometry(&f);
@@ -157,6 +163,12 @@ START_TEST(groups_follow_rows) {
    * divisor) until an outer dim, which then takes the default. */
   int64_t small[4] = {8, 512, 7, 7};
   f = activation(4, small);
+  ck_assert_uint_eq(gs__facts_group(&f, 256), 256);
+  int64_t small_cl[4] = {512 * 7 * 7, 1, 7 * 512, 512}; /* its conv output channels_last: no copy */
+  memcpy(f.stride, small_cl, sizeof(small_cl));
+  gs__facts_geometry(&f);
+  f.producer_flags = GS_PRODUCER_CONV;
+  ck_assert(!gs__facts_copied(&f, 256));
   ck_assert_uint_eq(gs__facts_group(&f, 256), 256);
   f = activation(2, odd);
   ck_assert_uint_eq(gs__facts_group(&f, 256), 256);
