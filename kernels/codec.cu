@@ -114,10 +114,8 @@ template <int BITS> __device__ __forceinline__ uint64_t gs__quant8(const float x
                                                                    const gs__meta *m,
                                                                    const uint32_t r[4]) {
   uint32_t q[8];
-  for (unsigned j = 0; j < 8; j++) {
-    float u = gs__nearest(BITS) ? 0.5f : gs__uniform(r, j);
-    q[j] = j < cnt ? gs__quant(x[j], m, u, (1u << BITS) - 1u) : 0u;
-  }
+  for (unsigned j = 0; j < 8; j++)
+    q[j] = j < cnt ? gs__quant(x[j], m, gs__uniform(r, j), (1u << BITS) - 1u) : 0u;
   return gs__pack8(q, BITS);
 }
 
@@ -125,8 +123,8 @@ template <int BITS> __device__ __forceinline__ uint64_t gs__quant8(const float x
 template <int BITS> __device__ __forceinline__ void gs__emit_chunk(const gs__kparams &k, uint64_t c,
                                                                    const float x[8], unsigned cnt,
                                                                    const gs__meta *m) {
-  uint32_t r[4] = {0, 0, 0, 0};
-  if (!gs__nearest(BITS)) gs__chunk_random(k.seed, k.tensor_id, c, r); /* 8 bits: no draw */
+  uint32_t r[4];
+  gs__chunk_random(k.seed, k.tensor_id, c, r);
   gs__store_packed<BITS>((uint8_t *)k.dst + k.data_off + c * BITS, gs__quant8<BITS>(x, cnt, m, r));
   if (k.flags & GS_FMT_FLAG_RELU) ((uint8_t *)k.dst)[k.mask_off + c] = (uint8_t)gs__sign8(x, cnt);
 }
@@ -362,8 +360,8 @@ template <int DT, int BITS> __device__ __forceinline__ void gs__probe_compress(c
   int bad = 0;
   gs__load8<DT>((const uint8_t *)k.src + c * 8 * (DT == 0 ? 4 : 2), x);
   gs__minmax8(x, 8, &mn, &mx, &bad);
-  uint32_t r[4] = {0, 0, 0, 0};
-  if (!gs__nearest(BITS)) gs__chunk_random(k.seed, k.tensor_id, c, r);
+  uint32_t r[4];
+  gs__chunk_random(k.seed, k.tensor_id, c, r);
   gs__store_packed<BITS>((uint8_t *)k.dst + k.data_off + c * BITS, gs__quant8<BITS>(x, 8, &m, r));
   ((float *)k.dst)[0] = mn + mx + (float)bad; /* keeps the reduction alive */
 }

@@ -96,8 +96,7 @@ GS__AVX2 static inline void gs__store_chunks(uint8_t *out, __m256i lo, __m256i h
     for (unsigned k = 0; k < bits; k++) out[c * bits + k] = (uint8_t)(v[c] >> (8 * k));
 }
 
-/* Quantizes and packs 64 elements x[0..64) (8 chunks, random words r, or NULL to round to
- * nearest) of a finite group. */
+/* Quantizes and packs 64 elements x[0..64) (8 chunks, random words r) of a finite group. */
 GS__AVX2 static void gs__emit64(const float *x, const gs__meta *m, const __m256i r[4], unsigned bits,
                                 uint8_t *out) {
   __m256 v[8];
@@ -110,11 +109,8 @@ GS__AVX2 static void gs__emit64(const float *x, const gs__meta *m, const __m256i
   __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
   _Pragma("GCC unroll 16")
   for (unsigned j = 0; j < 8; j++) {
-    __m256 u = _mm256_set1_ps(0.5f);
-    if (r) {
-      __m256i h = _mm256_and_si256(_mm256_srli_epi32(r[j >> 1], (int)((j & 1u) * 16u)), mask16);
-      u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_or_si256(_mm256_slli_epi32(h, 1), one)), scale);
-    }
+    __m256i h = _mm256_and_si256(_mm256_srli_epi32(r[j >> 1], (int)((j & 1u) * 16u)), mask16);
+    __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_or_si256(_mm256_slli_epi32(h, 1), one)), scale);
     __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v[j], minf), inv), u);
     __m256i q = _mm256_cvttps_epi32(_mm256_min_ps(t, kf)); /* t < kf ? t : kf, as the twin */
     unsigned s = j * bits;
@@ -136,11 +132,10 @@ GS__AVX2 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m,
   }
   __m256i r[2][4];
   for (; done + 64 <= cnt; done += 128, chunk0 += 16, out += 16 * bits) {
-    int nearest = gs__nearest(bits);
-    if (!nearest) gs__philox16(seed, tid, chunk0, r); /* a 64-element tail wastes half of it: rare */
-    gs__emit64(x + done, m, nearest ? NULL : r[0], bits, out);
+    gs__philox16(seed, tid, chunk0, r); /* a 64-element tail wastes half of it: rare */
+    gs__emit64(x + done, m, r[0], bits, out);
     if (done + 128 > cnt) return done + 64;
-    gs__emit64(x + done + 64, m, nearest ? NULL : r[1], bits, out + 8 * bits);
+    gs__emit64(x + done + 64, m, r[1], bits, out + 8 * bits);
   }
   return done;
 }

@@ -102,13 +102,6 @@ GS_HD void gs__chunk_random(uint64_t seed, uint64_t tensor_id, uint64_t chunk, u
   r[3] = (uint32_t)(tensor_id >> 32);
   gs__philox(r, (uint32_t)seed, (uint32_t)(seed >> 32));
 }
-/* Whether width `bits` rounds to nearest (offset 1/2) instead of stochastically. At 8 bits a step
- * is range/255, as fine as the bf16 rounding autocast applies to every activation, so rounding's
- * bias is negligible there while stochastic rounding's variance (step^2/6 on average, twice
- * nearest's step^2/12) was the largest error left: the zoo's ViT-tiny weight gradients 1.2 % from
- * exact with it (docs/policies.md). Below 8 bits the step is coarse and unbiasedness matters. */
-GS_HD int gs__nearest(unsigned bits) { return bits >= 8u; }
-
 GS_HD float gs__uniform(const uint32_t r[4], unsigned j) {
   uint32_t h = (r[j >> 1] >> ((j & 1u) * 16u)) & 0xffffu;
   /* (2h+1) * 2^-17 exactly, without an int-to-float conversion (a quarter-rate instruction on a

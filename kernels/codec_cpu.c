@@ -127,8 +127,8 @@ static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, cons
   unsigned nch = (cnt + 7) / 8;
   for (unsigned c = 0; c < nch; c++) {
     uint32_t r[4];
-    if (!gs__nearest(p->bits)) gs__chunk_random(p->seed, p->tensor_id, i / 8 + c, r);
-    for (unsigned e = 0; e < 8; e++) u[c * 8 + e] = gs__nearest(p->bits) ? 0.5f : gs__uniform(r, e);
+    gs__chunk_random(p->seed, p->tensor_id, i / 8 + c, r);
+    for (unsigned e = 0; e < 8; e++) u[c * 8 + e] = gs__uniform(r, e);
   }
   for (unsigned e = 0; e < cnt; e++) q[e] = gs__quant(x[e], m, u[e], kmax);
   for (unsigned e = cnt; e < nch * 8; e++) q[e] = 0;
