@@ -197,7 +197,7 @@ static PyObject *gs__encode_buffer(PyObject *like, uint64_t src, int dev, const 
 }
 
 /* The handle of a compressed tensor: what unpack needs to restore it with its shape and strides. */
-static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
+static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f, bool copied,
                                         const gs_codec_params *p, uint64_t stream) {
   gs_handle *h = calloc(1, sizeof(*h));
   if (h == NULL) return NULL;
@@ -207,8 +207,7 @@ static gs_handle *gs__compressed_handle(PyObject *out, const gs_tensor_facts *f,
   if (!f->contiguous) { /* restored with the strides the saving op saw */
     h->stride = f->stride_obj;
     gs__py.Py_IncRef(h->stride);
-    /* encoded from a contiguous copy (group.c says when): decoded so, then copied */
-    h->restride = gs__facts_copied(f, gs__cfg.group);
+    h->restride = copied; /* encoded from a contiguous copy: decoded so, then copied back */
   }
   h->producer = f->producer;
   if (h->producer) gs__py.Py_IncRef(h->producer);
@@ -272,7 +271,7 @@ static PyObject *gs__compress_src(PyObject *t, PyObject *src, uint64_t src_ptr,
     if (orig) gs__report_give_back(word), gs__py.Py_DecRef(orig); /* nothing was launched */
     return gs__encode_failed(rc, f->device, why), NULL;
   }
-  gs_handle *h = gs__compressed_handle(out, f, &p, stream);
+  gs_handle *h = gs__compressed_handle(out, f, src != t, &p, stream);
   if (h == NULL) {
     if (orig) gs__report_abandon(word), gs__py.Py_DecRef(orig);
     gs__py.Py_DecRef(out);

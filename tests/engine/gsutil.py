@@ -82,13 +82,16 @@ def grads(model):
     return [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
 
 
-def rel_error(got, exact):
-    """Largest per-tensor error relative to a floor: 1 % of the whole gradient's norm (a floor,
+def rel_errors(got, exact):
+    """Each tensor's error relative to a floor: 1 % of the whole gradient's norm (a floor,
     because some exact gradients are ~0, e.g. a key bias under softmax)."""
     import torch
-    total = torch.sqrt(sum((e.double() ** 2).sum() for e in exact))
-    worst = 0.0
-    for g, e in zip(got, exact):
-        denom = max(e.double().norm().item(), 0.01 * total.item())
-        worst = max(worst, (g.double() - e.double()).norm().item() / denom)
-    return worst
+    total = torch.sqrt(sum((e.double() ** 2).sum() for e in exact)).item()
+    return [(g.double() - e.double()).norm().item() / max(e.double().norm().item(), 0.01 * total)
+            for g, e in zip(got, exact)]
+
+
+def rel_error(got, exact):
+    """The largest of rel_errors; inf when any is NaN (max() would skip a NaN after the first)."""
+    errs = rel_errors(got, exact)
+    return float("inf") if any(e != e for e in errs) else max(errs, default=0.0)
