@@ -95,3 +95,22 @@ def rel_error(got, exact):
     """The largest of rel_errors; inf when any is NaN (max() would skip a NaN after the first)."""
     errs = rel_errors(got, exact)
     return float("inf") if any(e != e for e in errs) else max(errs, default=0.0)
+
+
+def all_reduce_settled(t, limit_s=30.0):
+    """dist.all_reduce(t), returning only once gloo's worker thread has let go of t.
+
+    The worker drops its reference to t just after waking the caller, and in torch 2.14 that drop
+    takes the GIL (the tensor's C++ side holds a reference to its Python object while C++ shares
+    it). If the caller's script ends first, the interpreter is finalizing when the worker asks
+    for the GIL: Python ends the thread with pthread_exit, whose unwinding through a noexcept
+    destructor aborts the process ("terminate called without an active exception", SIGABRT,
+    seen in CI without the shim). The extra C++ reference shows in sys.getrefcount(t), so wait
+    for it to go; sleeping releases the GIL the worker needs."""
+    import time
+    import torch.distributed as dist
+    base = sys.getrefcount(t)
+    dist.all_reduce(t)
+    deadline = time.monotonic() + limit_s
+    while sys.getrefcount(t) > base and time.monotonic() < deadline:
+        time.sleep(0.001)

@@ -12,6 +12,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine"))
+import gsutil  # noqa: E402
+
 args = sys.argv[1:]
 steps = int(args[0])
 ddp = "--ddp" in args
@@ -55,7 +58,7 @@ for i in range(steps):
     opt.step()
     if ddp:  # the global loss, so every rank reports the same number
         t = loss.detach().clone()
-        dist.all_reduce(t)
+        gsutil.all_reduce_settled(t)
         losses.append(t.item() / world)
     else:
         losses.append(loss.item())

@@ -8,7 +8,9 @@ import sys
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "engine")]
+import gsutil  # noqa: E402
 import zoo_cases  # noqa: E402
 
 
@@ -36,7 +38,7 @@ def main(mode, steps):
         loss.backward()
         opt.step()
         t = loss.detach().clone()
-        dist.all_reduce(t)
+        gsutil.all_reduce_settled(t)
         losses.append(t.item() / world)
     shim = sys.modules.get("_gactshim")
     # One write() per line: both ranks share torchrun's stdout pipe, and print() writes the text
