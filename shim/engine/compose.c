@@ -34,13 +34,20 @@ static bool gs__top_is(PyObject *pack) {
   return ours;
 }
 
-int gs__hooks_suspend(PyObject *pack, bool *popped) {
+int gs__hooks_pop_top(PyObject *pack, bool *popped) {
   *popped = false;
   if (gs__torch.top_hooks == NULL || gs__torch.pop_hooks == NULL || !gs__top_is(pack)) return 0;
   PyObject *r = gs__py.PyObject_CallObject(gs__torch.pop_hooks, NULL);
   if (r == NULL) return -1;
   gs__py.Py_DecRef(r);
-  gs__thread_suspended = *popped = true;
+  *popped = true;
+  return 0;
+}
+
+int gs__hooks_suspend(PyObject *pack, bool *popped) {
+  if (gs__hooks_pop_top(pack, popped) != 0) return -1;
+  if (!*popped) return 0;
+  gs__thread_suspended = true;
   gs__stat_add(unseen[GS_UNSEEN_DISABLED], 1);
   if (!__atomic_exchange_n(&gs__said_aside, true, __ATOMIC_RELAXED))
     gs__log(GS_LOG_DEBUG, "PyTorch disabled saved-tensor hooks (torch.func, "

@@ -420,8 +420,11 @@ PyObject *gs__m_module_exit(PyObject *self, PyObject *unused);
 
 /* ---- beside PyTorch's other saved-tensor hooks (compose.c) ------------------------------- */
 
-/* Pops the shim's hooks (pack is its pack function) when they top this thread's stack, counting
- * an unseen "disabled" region: *popped says whether it did. 0, or -1 with a Python error set. */
+/* Pops the shim's hooks (pack is its pack function) when they top this thread's stack: *popped
+ * says whether it did. 0, or -1 with a Python error set. */
+int gs__hooks_pop_top(PyObject *pack, bool *popped);
+/* The same, for PyTorch disabling hooks: also marks the thread suspended and counts an unseen
+ * "disabled" region. */
 int gs__hooks_suspend(PyObject *pack, bool *popped);
 /* Whether this thread's hooks were suspended, clearing the mark. */
 bool gs__hooks_take_suspended(void);

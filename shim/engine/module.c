@@ -55,6 +55,18 @@ static PyObject *gs__m_resume_hooks(PyObject *self, PyObject *unused) {
   return gs__py_none();
 }
 
+/* release_hooks(): the calling thread's Python code has ended (the bootstrap's thread wrapper):
+ * pops the shim's hooks if they top its stack. PyTorch keeps the stack in C++ thread-local
+ * storage, whose destructor drops the hook objects, taking the GIL, after the thread's Python
+ * state is gone; when the interpreter is finalizing by then, Python ends the thread inside that
+ * destructor and the process aborts ("terminate called without an active exception"). */
+static PyObject *gs__m_release_hooks(PyObject *self, PyObject *unused) {
+  bool popped = false;
+  if (gs__thread_has_hooks && gs__hooks_pop_top(gs__pack_fn, &popped) != 0) return NULL;
+  if (popped) gs__thread_has_hooks = false;
+  return gs__py_none();
+}
+
 /* note_push(pack): someone pushed saved-tensor hooks; above the shim's, they hide it (counted). */
 static PyObject *gs__m_note_push(PyObject *self, PyObject *pack) {
   if (gs__thread_has_hooks && pack != gs__pack_fn) gs__hooks_note_push(pack);
@@ -176,6 +188,7 @@ static PyMethodDef gs__methods[] = {
   {"ensure_hooks", gs__m_ensure_hooks, GS_METH_NOARGS, "push the hooks in this thread if missing"},
   {"pack", gs__pack, GS_METH_O, "pack hook: tensor -> handle"},
   {"unpack", gs__unpack, GS_METH_O, "unpack hook: handle -> tensor"},
+  {"release_hooks", gs__m_release_hooks, GS_METH_NOARGS, "pop the hooks at the end of a thread"},
   {"suspend_hooks", gs__m_suspend_hooks, GS_METH_NOARGS, "pop the hooks before PyTorch disables hooks"},
   {"resume_hooks", gs__m_resume_hooks, GS_METH_NOARGS, "push them back once it enables hooks again"},
   {"note_push", gs__m_note_push, GS_METH_O, "note_push(pack): count a region other hooks hide"},

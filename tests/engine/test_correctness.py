@@ -232,6 +232,30 @@ def test_threads(s):
     gsutil.check(err < TOL, "thread gradients match exact: %.5f" % err)
 
 
+def test_thread_end_pops_hooks(s):
+    """A thread pops the shim's hooks when its code ends. Left in PyTorch's thread-local stack,
+    they were dropped after the thread's Python state was gone, taking the GIL: a thread ending as
+    the interpreter finalized aborted the process (seen in torch.compile jobs)."""
+    shim = gsutil.shim()
+    top = torch._C._autograd._top_saved_tensors_default_hooks
+    real, seen = shim.release_hooks, {}
+
+    def release():
+        seen["before"] = top(True)
+        real()
+        seen["after"] = top(True)
+    shim.release_hooks = release
+    try:
+        t = threading.Thread(target=lambda: None)
+        t.start()
+        t.join()
+    finally:
+        shim.release_hooks = real
+    before = seen.get("before")
+    gsutil.check(before is not None and before[0] is shim.pack, "the thread ran with the shim's hooks on top")
+    gsutil.check("after" in seen and seen["after"] is None, "its code ended with its hook stack empty")
+
+
 def test_untouched(s):
     p0 = s.stat("packed")
     with torch.no_grad():

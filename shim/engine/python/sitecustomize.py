@@ -43,7 +43,10 @@ def _gs_warn(what, err):
 
 
 def _gs_threads(shim):
-    # Saved-tensor hooks are per thread: every new threading.Thread pushes ours first.
+    # Saved-tensor hooks are per thread: every new threading.Thread pushes ours first, and pops
+    # them when its code ends, while it still holds the GIL: left in PyTorch's thread-local
+    # stack, they would be dropped after the thread's Python state is gone, taking the GIL, which
+    # aborts the process if the interpreter is finalizing by then (module.c, release_hooks).
     import threading
     inner = getattr(threading.Thread, "_bootstrap_inner", None)
     if inner is None:
@@ -54,7 +57,13 @@ def _gs_threads(shim):
             shim.ensure_hooks()
         except Exception as err:  # never break the user's thread
             _gs_warn("thread hooks", err)
-        return inner(self)
+        try:
+            return inner(self)
+        finally:
+            try:
+                shim.release_hooks()
+            except Exception as err:  # the thread's end goes on
+                sys.stderr.write("gactshim: thread end: %s: %s\n" % (type(err).__name__, err))
 
     threading.Thread._bootstrap_inner = _bootstrap_inner
 
