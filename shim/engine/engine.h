@@ -436,6 +436,16 @@ void gs__sdpa_mark(PyObject *q, PyObject *k);
 bool gs__sdpa_is_qk(PyObject *t);
 
 
+/* ---- torch.compile's saved tensors (compiled.c) ------------------------------------------- */
+
+/* A compiled forward saved tensors[i] (a tuple), an intermediate of its graph made by an op with
+ * GS_PRODUCER_* flags[i] (gactshim_compiled.py): replaces this thread's previous names. 0, or -1
+ * with a Python error set. */
+int gs__compiled_name(PyObject *tensors, PyObject *flags);
+/* Whether t, which has no grad_fn, was named by the last compiled forward (its flags in *flags):
+ * an activation, not a parameter. */
+bool gs__compiled_lookup(PyObject *t, unsigned *flags);
+
 /* ---- activation in Python processes with only LD_PRELOAD (python.c) ---------------------- */
 
 /* In a Python process, puts the shim's bootstrap directory first on PYTHONPATH so that its

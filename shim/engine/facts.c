@@ -30,8 +30,13 @@ static int gs__read_dims(PyObject *tuple, int64_t *out, int *ndim) {
  * weight, its view `W.t()` or autocast cast, an input), or one whose casts and views lead to a
  * leaf's AccumulateGrad (autocast's cached bf16 copy of a trainable weight, and its views). A
  * view is judged by its base; a cast, dropout or view chain also carries a softmax's sensitivity
- * (HF's `softmax(dtype=float32).to(bf16)`). Most activations cost one attribute read here. */
+ * (HF's `softmax(dtype=float32).to(bf16)`). Most activations cost one attribute read here. The
+ * exception without grad_fn: an intermediate of a torch.compile'd graph that its forward named
+ * (compiled.c), an activation with its producer's flags (a ReLU output keeps its sign plane). */
 static int gs__read_param(PyObject *t, gs_tensor_facts *f) {
+  unsigned named;
+  if (f->producer == NULL && gs__compiled_lookup(t, &named))
+    return f->producer_flags |= named, 0;
   if (f->producer == NULL) return f->param = true, 0;
   PyObject *base = gs__py.PyObject_GetAttr(t, gs__torch.s__base);
   if (base == NULL) return -1;

@@ -81,6 +81,20 @@ static PyObject *gs__m_sdpa_mark(PyObject *self, PyObject *qk) {
   return gs__py_none();
 }
 
+/* compiled_saved((tensors, flags)): the intermediates a compiled forward just saved
+ * (gactshim_compiled.py), with their producer flags. */
+static PyObject *gs__m_compiled_saved(PyObject *self, PyObject *arg) {
+  bool pair = gs__py.PyTuple_Size(arg) == 2;
+  if (gs__py.PyErr_Occurred()) return NULL;
+  if (!pair) {
+    gs__py.PyErr_SetString(gs__py.exc_type, "compiled_saved((tensors, flags))");
+    return NULL;
+  }
+  if (gs__compiled_name(gs__py.PyTuple_GetItem(arg, 0), gs__py.PyTuple_GetItem(arg, 1)) != 0)
+    return NULL;
+  return gs__py_none();
+}
+
 /* install(torch): called by the bootstrap once `import torch` finished, in the importing thread. */
 static PyObject *gs__m_install(PyObject *self, PyObject *torch) {
   if (!gs__active()) return gs__py_none(); /* GACTSHIM_DISABLE, or loaded without the constructor */
@@ -193,6 +207,7 @@ static PyMethodDef gs__methods[] = {
   {"resume_hooks", gs__m_resume_hooks, GS_METH_NOARGS, "push them back once it enables hooks again"},
   {"note_push", gs__m_note_push, GS_METH_O, "note_push(pack): count a region other hooks hide"},
   {"sdpa_mark", gs__m_sdpa_mark, GS_METH_O, "sdpa_mark((q, k) or None): the SDPA call's query, key"},
+  {"compiled_saved", gs__m_compiled_saved, GS_METH_O, "compiled_saved((tensors, flags)): a compiled forward's intermediates"},
   {"set_seed", gs__m_set_seed, GS_METH_O, "set the stochastic-rounding seed of later packs"},
   {"stats", gs__m_stats, GS_METH_NOARGS, "current counters as a dict"},
   {"set_probe", gs__m_set_probe, GS_METH_O, "set_probe((probe, collect)): sensitivity probes"},
