@@ -91,6 +91,7 @@ def _gs_install(torch, here):
     shim.install(torch)
     _gs_threads(shim)
     _gs_helper(here, "gactshim_compose").install(torch, shim)
+    _gs_helper(here, "gactshim_compiled").install(torch, shim)
     probe = _gs_helper(here, "gactshim_probe")
     shim.set_probe((probe.probe, probe.collect))
     _gs_modules(shim, torch, here)
@@ -170,8 +171,9 @@ def _gs_modules(shim, torch, here):
 
 def _gs_helper(here, name):
     # The bootstrap's other modules (gactshim_compose.py: beside PyTorch's other hooks;
-    # gactshim_probe.py: the adaptive and budget policies' sensitivity probes), loaded by path:
-    # this directory is no longer on sys.path, and they are not the user's to import.
+    # gactshim_compiled.py: torch.compile's saved activations named; gactshim_probe.py: the
+    # adaptive and budget policies' sensitivity probes), loaded by path: this directory is no
+    # longer on sys.path, and they are not the user's to import.
     import importlib.util
     spec = importlib.util.spec_from_file_location("_" + name, os.path.join(here, name + ".py"))
     module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,197 @@
+# gactshim_compiled.py: the saved tensors of torch.compile'd graphs, named for the shim.
+#
+# A compiled graph's forward runs inside one autograd.Function (AOTAutograd's CompiledFunction):
+# every tensor it saves reaches the pack hook without a grad_fn, activations and graph inputs
+# alike. The shim keeps every tensor without a grad_fn exact as a parameter (it may be one), so
+# under torch.compile nothing was compressed; and what made an activation (a ReLU, whose backward
+# reads only its sign; a softmax) cannot be read from the tensor either. The graph knows both:
+#   - when a forward graph is partitioned, each saved tensor's node is read: a graph input
+#     (a parameter, a frozen weight, the batch) and a cast or view of one stay unnamed (kept, as in
+#     eager mode); an intermediate is named with the producer flags of the op that made it
+#     (_saved_flags), stored beside AOTAutograd's own per-saved-tensor metadata;
+#   - each time a compiled forward has saved its tensors (just before autograd packs them), the
+#     shim is told which they are (shim.compiled_saved), and pack treats them as activations.
+# AOTAutograd's cache would hand back a compiled graph without running the partitioner, and so
+# without the names (entries made before the shim, or without it): it is turned off in processes
+# that run the shim; inductor's own cache of compiled kernels still serves. The hooks are
+# installed when AOTAutograd is first imported (by the first compile), not at `import torch`.
+# Anything unexpected (another torch version's internals) leaves the tensors unnamed: kept exact.
+import functools
+import sys
+
+# GS_PRODUCER_* (shim/engine/engine.h).
+SENSITIVE, RELU, SDPA = 1, 2, 4
+GRAPH_COMPILE = "torch._functorch._aot_autograd.graph_compile"
+RUNTIME_WRAPPERS = "torch._functorch._aot_autograd.runtime_wrappers"
+# Ops whose output holds their first input's values: a saved chain of them from a graph input is
+# that input (eager mode's ToCopyBackward0/TBackward0/ViewBackward0 rule, docs/policies.md).
+PASS_OPS = {"convert_element_type", "_to_copy", "view", "_unsafe_view", "reshape", "t",
+            "transpose", "permute", "expand", "alias", "clone", "detach", "squeeze", "unsqueeze"}
+CHAIN_MAX = 4  # as producer.c's GS__CHAIN_MAX
+SDPA_PREFIX = "_scaled_dot_product"
+
+
+def install(torch, shim):
+    if GRAPH_COMPILE in sys.modules:
+        _hook(torch, shim)
+    else:
+        sys.meta_path.insert(0, _AfterImport(GRAPH_COMPILE, lambda: _hook(torch, shim)))
+
+
+class _AfterImport:
+    """One-shot meta-path finder: runs `then` once module `name` has been executed."""
+
+    def __init__(self, name, then):
+        self.name, self.then = name, then
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.name:
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module, then = loader.exec_module, self.then
+
+        def exec_then_hook(module):
+            exec_module(module)
+            try:
+                del loader.exec_module
+            except AttributeError:
+                pass
+            try:
+                then()
+            except Exception as err:  # never break torch.compile: the tensors stay unnamed
+                sys.stderr.write("gactshim: torch.compile's saved tensors cannot be named (%s: %s); "
+                                 "they are kept exact\n" % (type(err).__name__, err))
+
+        loader.exec_module = exec_then_hook
+        return spec
+
+
+def _hook(torch, shim):
+    gc = sys.modules[GRAPH_COMPILE]
+    rw = sys.modules.get(RUNTIME_WRAPPERS) or __import__(RUNTIME_WRAPPERS, fromlist=["_"])
+    categorize = getattr(gc, "_categorize_saved_tensors_for_backward", None)
+    state = getattr(rw, "_AutogradSavedState", None)
+    if categorize is None or state is None or not hasattr(state, "save_from_forward"):
+        return  # another torch: compiled graphs' saved tensors stay kept exact
+    import torch._functorch.config as fconfig
+    fconfig.enable_autograd_cache = False
+    gc._categorize_saved_tensors_for_backward = _wrap_categorize(categorize)
+    state.save_from_forward = _wrap_save(state.save_from_forward, shim)
+
+
+def _wrap_categorize(categorize):
+    @functools.wraps(categorize)
+    def _categorize_saved_tensors_for_backward(fw_module, bw_module, inner_meta, fw_metadata,
+                                               num_inner_fwd_outputs, *args, **kwargs):
+        out = categorize(fw_module, bw_module, inner_meta, fw_metadata, num_inner_fwd_outputs,
+                         *args, **kwargs)
+        try:
+            flags = _saved_flags(fw_module, num_inner_fwd_outputs)
+        except Exception:
+            flags = None
+        # Only when it lines up with AOTAutograd's own list of saved tensors.
+        if flags is not None and len(flags) == len(fw_metadata.saved_tensor_is_graph_input):
+            fw_metadata.gactshim_saved_flags = tuple(flags)
+        return out
+    return _categorize_saved_tensors_for_backward
+
+
+def _wrap_save(save_from_forward, shim):
+    @functools.wraps(save_from_forward)
+    def wrapped(self, ctx, fw_outs):
+        save_from_forward(self, ctx, fw_outs)
+        flags = getattr(self.metadata, "gactshim_saved_flags", None)
+        saved = getattr(ctx, "to_save", None)
+        # to_save holds the tensors saved with a version check, first in the same order; those
+        # with flags -1 stay unnamed (kept exact).
+        if flags is not None and saved is not None and len(saved) <= len(flags):
+            named = [(t, f) for t, f in zip(saved, flags) if f >= 0]
+            shim.compiled_saved((tuple(t for t, _ in named), tuple(f for _, f in named)))
+    return wrapped
+
+
+# ---- the forward graph: what made each saved tensor ----
+
+def _saved_flags(fw_module, num_inner_fwd_outputs):
+    """Per saved tensor, in AOTAutograd's order (a fake tensor value, as its
+    _categorize_saved_tensors_for_backward counts them): -1 for a graph input or a cast or view
+    of one (kept), else the GS_PRODUCER_* flags of its producer (0: a plain activation)."""
+    import torch
+    outs = fw_module.graph.output_node().args[0][num_inner_fwd_outputs:]
+    flags = []
+    for node in outs:
+        val = getattr(node, "meta", {}).get("val") if isinstance(node, torch.fx.Node) else None
+        if not isinstance(val, torch.Tensor):
+            if not isinstance(node, torch.fx.Node) or "val" not in node.meta:
+                flags.append(-1)  # AOTAutograd counts it as a saved tensor: keep it
+            continue
+        flags.append(_node_flags(node))
+    return flags
+
+
+def _name(node):
+    """The op's short name: aten.relu.default -> relu, prims.convert_element_type -> itself."""
+    if node.op != "call_function":
+        return node.op
+    target = node.target
+    packet = getattr(target, "overloadpacket", None)
+    name = getattr(packet, "__name__", None) or getattr(target, "__name__", "")
+    return name.split(".")[-1]
+
+
+def _arg(node, i):
+    a = node.args[i] if len(node.args) > i else None
+    return a if hasattr(a, "op") else None
+
+
+def _origin(node):
+    """The node a chain of casts and views (at most CHAIN_MAX) starts from, or None."""
+    for _ in range(CHAIN_MAX):
+        if node is None or _name(node) not in PASS_OPS:
+            return node
+        node = _arg(node, 0)
+    return node if node is None or _name(node) not in PASS_OPS else None
+
+
+def _is_softmax(node):
+    """softmax, and log_softmax, as written or as decomposed for inductor: exp(x) / sum(exp(x)),
+    x - log(sum(exp(x)))."""
+    name = _name(node)
+    if name in ("_softmax", "softmax", "_log_softmax", "log_softmax"):
+        return True
+    a, b = _arg(node, 0), _arg(node, 1)
+    if name == "div" and a is not None and b is not None:
+        return _name(a) == "exp" and _name(b) == "sum" and _arg(b, 0) is a
+    if name == "sub" and b is not None and _name(b) == "log":
+        s = _arg(b, 0)
+        return s is not None and _name(s) == "sum" and _arg(s, 0) is not None and _name(_arg(s, 0)) == "exp"
+    return False
+
+
+def _node_flags(node):
+    origin = _origin(node)  # casts and views hold their input's values: judged by it
+    if origin is None or origin.op == "placeholder":
+        return -1
+    name = _name(origin)
+    if name == "relu" or (name == "clamp_min" and origin.args[1:2] == (0,)) or (
+            name == "threshold" and origin.args[1:3] == (0, 0)):
+        return RELU
+    flags = SENSITIVE if _is_softmax(origin) else 0
+    if name == "getitem":  # one output of a multi-output op: SDPA's output 0; its logsumexp kept
+        src = _arg(origin, 0)
+        if src is not None and _name(src).startswith(SDPA_PREFIX):
+            return SDPA if origin.args[1] == 0 else -1
+    for user in node.users:  # SDPA's query and key: their errors are multiplied (policies.md)
+        if _name(user).startswith(SDPA_PREFIX) and node in user.args[:2]:
+            flags |= SENSITIVE
+    return flags
