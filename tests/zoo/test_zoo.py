@@ -45,11 +45,6 @@ XFAIL = {
                       "tensors by noise of 2e-5 of their max, far below the codec's error, already moves them "
                       "1.9 % (bench/cpu/bf16_floor.py): bf16 arithmetic sets this floor. Saved bytes 2.94x "
                       "lower and the loss within 1 % pass"),
-    "compile-mlp": ("not met: under torch.compile nothing is compressed (1.00x): the compiled forward runs inside "
-                    "one autograd.Function, so its saved ReLU outputs reach pack without grad_fn and the keep "
-                    "rule keeps them as parameters. Naming them from the compiled graph (branch `compile`: "
-                    "0.31 % gradient error, 6.03x) is not on main: its processes aborted at exit ('terminate "
-                    "called without an active exception') in 2 of 50 runs, against 0 of 25 on main"),
 }
 
 
