@@ -32,6 +32,10 @@ SDPA_PREFIX = "_scaled_dot_product"
 
 
 def install(torch, shim):
+    top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+    hooks = top(True) if top is not None else None
+    if not hooks or hooks[0] is not shim.pack:
+        return  # the shim is off (GACTSHIM_DISABLE): torch.compile is left as it is
     if GRAPH_COMPILE in sys.modules:
         _hook(torch, shim)
     else:
@@ -116,7 +120,10 @@ def _wrap_save(save_from_forward, shim):
         # with flags -1 stay unnamed (kept exact).
         if flags is not None and saved is not None and len(saved) <= len(flags):
             named = [(t, f) for t, f in zip(saved, flags) if f >= 0]
-            shim.compiled_saved((tuple(t for t, _ in named), tuple(f for _, f in named)))
+            try:
+                shim.compiled_saved((tuple(t for t, _ in named), tuple(f for _, f in named)))
+            except Exception:  # never break the forward: what is not named is kept exact
+                pass
     return wrapped
 
 
