@@ -23,7 +23,8 @@ typedef struct gs__compiled_entry {
 
 /* The names of this thread's last compiled forward: autograd packs what a forward saved in the
  * thread that ran it, right after it. Per thread, so two threads' forwards do not mix; the next
- * forward's names replace them (weak references: a name never keeps an activation alive). */
+ * forward's names replace them (weak references: a name never keeps an activation alive). A
+ * thread that ends leaves its few weak references behind: Python may be gone by then. */
 static __thread gs__compiled_entry *gs__names;
 static __thread size_t gs__nnames, gs__cap;
 

@@ -179,10 +179,12 @@ def _is_softmax(node):
     a, b = _arg(node, 0), _arg(node, 1)
     if name == "div" and a is not None and b is not None:
         return _name(a) == "exp" and _name(b) == "sum" and _arg(b, 0) is a
-    if name == "sub" and b is not None and _name(b) == "log":
-        s = _arg(b, 0)
-        return s is not None and _name(s) == "sum" and _arg(s, 0) is not None and _name(_arg(s, 0)) == "exp"
-    return False
+    return name == "sub" and b is not None and _name(b) == "log" and _is_sum_exp(_arg(b, 0))
+
+
+def _is_sum_exp(node):
+    e = _arg(node, 0) if node is not None and _name(node) == "sum" else None
+    return e is not None and _name(e) == "exp"
 
 
 def _node_flags(node):
@@ -193,7 +195,11 @@ def _node_flags(node):
     if name == "relu" or (name == "clamp_min" and origin.args[1:2] == (0,)) or (
             name == "threshold" and origin.args[1:3] == (0, 0)):
         return RELU
+    if name == "amax" or (name == "log" and _is_sum_exp(_arg(origin, 0))):
+        return -1  # a softmax's row max or logsumexp, saved to recompute it: small, kept exact
     flags = SENSITIVE if _is_softmax(origin) else 0
+    if any(_name(user) == "amax" for user in node.users):
+        flags |= SENSITIVE  # a softmax's input, saved to recompute the softmax in backward
     if name == "getitem":  # one output of a multi-output op: SDPA's output 0; its logsumexp kept
         src = _arg(origin, 0)
         if src is not None and _name(src).startswith(SDPA_PREFIX):
