@@ -11,9 +11,9 @@
 #     (_saved_flags), stored beside AOTAutograd's own per-saved-tensor metadata;
 #   - each time a compiled forward has saved its tensors (just before autograd packs them), the
 #     shim is told which they are (shim.compiled_saved), and pack treats them as activations.
-# AOTAutograd's cache would hand back a compiled graph without running the partitioner, and so
-# without the names (entries made before the shim, or without it): it is turned off in processes
-# that run the shim; inductor's own cache of compiled kernels still serves. The hooks are
+# AOTAutograd's cache hands back a compiled graph without running the partitioner: its entry
+# carries the names (they are stored in the metadata it pickles) only when it was made under this
+# very naming code, so the shim's entries are keyed apart (_separate_cache). The hooks are
 # installed when AOTAutograd is first imported (by the first compile), not at `import torch`.
 # Anything unexpected (another torch version's internals) leaves the tensors unnamed: kept exact.
 import functools
@@ -37,9 +37,17 @@ def install(torch, shim):
     if not hooks or hooks[0] is not shim.pack:
         return  # the shim is off (GACTSHIM_DISABLE): torch.compile is left as it is
     if GRAPH_COMPILE in sys.modules:
-        _hook(torch, shim)
+        _hook_or_say(torch, shim)
     else:
-        sys.meta_path.insert(0, _AfterImport(GRAPH_COMPILE, lambda: _hook(torch, shim)))
+        sys.meta_path.insert(0, _AfterImport(GRAPH_COMPILE, lambda: _hook_or_say(torch, shim)))
+
+
+def _hook_or_say(torch, shim):
+    try:
+        _hook(torch, shim)
+    except Exception as err:  # never break torch.compile: the tensors stay unnamed
+        sys.stderr.write("gactshim: torch.compile's saved tensors cannot be named (%s: %s); "
+                         "they are kept exact\n" % (type(err).__name__, err))
 
 
 class _AfterImport:
@@ -70,11 +78,7 @@ class _AfterImport:
                 del loader.exec_module
             except AttributeError:
                 pass
-            try:
-                then()
-            except Exception as err:  # never break torch.compile: the tensors stay unnamed
-                sys.stderr.write("gactshim: torch.compile's saved tensors cannot be named (%s: %s); "
-                                 "they are kept exact\n" % (type(err).__name__, err))
+            then()
 
         loader.exec_module = exec_then_hook
         return spec
@@ -87,10 +91,31 @@ def _hook(torch, shim):
     state = getattr(rw, "_AutogradSavedState", None)
     if categorize is None or state is None or not hasattr(state, "save_from_forward"):
         return  # another torch: compiled graphs' saved tensors stay kept exact
-    import torch._functorch.config as fconfig
-    fconfig.enable_autograd_cache = False
+    _separate_cache()
     gc._categorize_saved_tensors_for_backward = _wrap_categorize(categorize)
     state.save_from_forward = _wrap_save(state.save_from_forward, shim)
+
+
+def _separate_cache():
+    """AOTAutograd's cache keys of this process get a suffix naming this file's contents: an
+    entry made without the shim, or by another version of its rules, has no names or others, and
+    is never found. Where the key cannot be wrapped, the cache is turned off (inductor's cache of
+    compiled kernels still serves)."""
+    import hashlib
+    import torch._functorch._aot_autograd.autograd_cache as cache
+    key_fn = getattr(cache, "autograd_cache_key", None)
+    if key_fn is None:
+        import torch._functorch.config as fconfig
+        fconfig.enable_autograd_cache = False
+        return
+    with open(__file__, "rb") as f:
+        suffix = "gs" + hashlib.sha256(f.read()).hexdigest()[:12]
+
+    @functools.wraps(key_fn)
+    def autograd_cache_key(*args, **kwargs):
+        key, debug_lines = key_fn(*args, **kwargs)
+        return key + suffix, debug_lines
+    cache.autograd_cache_key = autograd_cache_key
 
 
 def _wrap_categorize(categorize):
