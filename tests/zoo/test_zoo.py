@@ -37,9 +37,6 @@ XFAIL = {
     "resnet18-fp32": ("not met: at 8 bits bn1.weight's gradient is 1.07 % from exact (was 1.5-2.3 %: BatchNorm "
                       "inputs are now read in channel planes, docs/policies.md); stochastic rounding's noise at "
                       "8 bits. Saved bytes 6.5x lower and the loss within 1 % pass"),
-    "compile-block": ("not met: saved bytes only 3.94x lower at the default (4x target): a compiled graph's saved "
-                      "tensors reach pack without grad_fn, so the keep rule keeps them all exact as parameters "
-                      "(see compile-mlp)"),
     "resnet18-bf16": ("not met, and not the codec's: under bf16 autocast the 8-bit gradients of bn1.weight and "
                       "conv1.weight are 2.4 % and 1.9 % from exact (fp32: 1.07 %), but perturbing the saved "
                       "tensors by noise of 2e-5 of their max, far below the codec's error, already moves them "
