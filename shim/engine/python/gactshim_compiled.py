@@ -31,7 +31,9 @@ CHAIN_MAX = 4  # as producer.c's GS__CHAIN_MAX
 SDPA_PREFIX = "_scaled_dot_product"
 
 
-def install(torch, shim):
+def install(torch, shim, after_import):
+    """after_import(name, then): the bootstrap's one-shot finder that calls then(module) once
+    module `name` has been executed."""
     top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
     hooks = top(True) if top is not None else None
     if not hooks or hooks[0] is not shim.pack:
@@ -39,7 +41,7 @@ def install(torch, shim):
     if GRAPH_COMPILE in sys.modules:
         _hook_or_say(torch, shim)
     else:
-        sys.meta_path.insert(0, _AfterImport(GRAPH_COMPILE, lambda: _hook_or_say(torch, shim)))
+        sys.meta_path.insert(0, after_import(GRAPH_COMPILE, lambda module: _hook_or_say(torch, shim)))
 
 
 def _hook_or_say(torch, shim):
@@ -48,40 +50,6 @@ def _hook_or_say(torch, shim):
     except Exception as err:  # never break torch.compile: the tensors stay unnamed
         sys.stderr.write("gactshim: torch.compile's saved tensors cannot be named (%s: %s); "
                          "they are kept exact\n" % (type(err).__name__, err))
-
-
-class _AfterImport:
-    """One-shot meta-path finder: runs `then` once module `name` has been executed."""
-
-    def __init__(self, name, then):
-        self.name, self.then = name, then
-
-    def find_spec(self, name, path=None, target=None):
-        if name != self.name:
-            return None
-        sys.meta_path.remove(self)
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            spec = find(name, path, target) if find else None
-            if spec is not None:
-                break
-        else:
-            return None
-        loader = spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        exec_module, then = loader.exec_module, self.then
-
-        def exec_then_hook(module):
-            exec_module(module)
-            try:
-                del loader.exec_module
-            except AttributeError:
-                pass
-            then()
-
-        loader.exec_module = exec_then_hook
-        return spec
 
 
 def _hook(torch, shim):

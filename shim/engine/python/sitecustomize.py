@@ -91,7 +91,7 @@ def _gs_install(torch, here):
     shim.install(torch)
     _gs_threads(shim)
     _gs_helper(here, "gactshim_compose").install(torch, shim)
-    _gs_helper(here, "gactshim_compiled").install(torch, shim)
+    _gs_helper(here, "gactshim_compiled").install(torch, shim, _GsAfterImport)
     probe = _gs_helper(here, "gactshim_probe")
     shim.set_probe((probe.probe, probe.collect))
     _gs_modules(shim, torch, here)
@@ -181,14 +181,15 @@ def _gs_helper(here, name):
     return module
 
 
-class _GsTorchFinder:
-    """One-shot meta-path finder: lets the real finders locate torch, then runs after it."""
+class _GsAfterImport:
+    """One-shot meta-path finder: lets the real finders locate module `name`, then calls
+    then(module) once it has been executed (torch here; AOTAutograd in gactshim_compiled.py)."""
 
-    def __init__(self, here):
-        self.here = here
+    def __init__(self, name, then):
+        self.name, self.then = name, then
 
     def find_spec(self, name, path=None, target=None):
-        if name != "torch":
+        if name != self.name:
             return None
         if self in sys.meta_path:
             sys.meta_path.remove(self)
@@ -202,22 +203,25 @@ class _GsTorchFinder:
         loader = spec.loader
         if loader is None or not hasattr(loader, "exec_module"):
             return spec
-        exec_module = loader.exec_module
-        here = self.here
+        exec_module, then = loader.exec_module, self.then
 
-        def exec_then_install(module):
+        def exec_then(module):
             exec_module(module)
             try:
                 del loader.exec_module
             except AttributeError:
                 pass
-            try:
-                _gs_install(module, here)
-            except Exception as err:
-                _gs_warn("could not install the torch hooks", err)
+            then(module)
 
-        loader.exec_module = exec_then_install
+        loader.exec_module = exec_then
         return spec
+
+
+def _gs_install_or_warn(torch, here):
+    try:
+        _gs_install(torch, here)
+    except Exception as err:
+        _gs_warn("could not install the torch hooks", err)
 
 
 def _gs_main():
@@ -228,12 +232,9 @@ def _gs_main():
         chained = _gs_chain_sitecustomize()
     finally:
         if "torch" in sys.modules:  # the chained sitecustomize imported it already
-            try:
-                _gs_install(sys.modules["torch"], here)
-            except Exception as err:
-                _gs_warn("could not install the torch hooks", err)
+            _gs_install_or_warn(sys.modules["torch"], here)
         else:
-            sys.meta_path.insert(0, _GsTorchFinder(here))
+            sys.meta_path.insert(0, _GsAfterImport("torch", lambda torch: _gs_install_or_warn(torch, here)))
     return chained
 
 
