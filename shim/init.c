@@ -45,6 +45,10 @@ static void gs__append_devices(char *buf, size_t len, size_t *off) {
 }
 
 static bool gs__stats_extra(char *buf, size_t len, size_t *off) {
+  gs_registry_counts c = gs__registry_counts();
+  gs__json_append(buf, len, off, ",\"allocs\":%llu,\"frees\":%llu,\"alloc_bytes\":%llu",
+                  (unsigned long long)c.allocs, (unsigned long long)c.frees,
+                  (unsigned long long)c.alloc_bytes);
   gs__json_append(buf, len, off,
                   ",\"live_bytes_peak\":%llu,\"live_bytes_peak_host\":%llu,\"live_bytes\":%llu,"
                   "\"untracked_frees\":%llu,\"hook_failures\":%llu,\"devices\":{",
@@ -60,7 +64,7 @@ static bool gs__stats_extra(char *buf, size_t len, size_t *off) {
 
 static void gs__report_at_exit(void) {
   if (!gs__active()) return;
-  bool used = gs__stat_get(allocs) || gs__stat_get(packed);
+  bool used = gs__registry_counts().allocs || gs__stat_get(packed);
   /* Only a process that used the shim writes stats: a launcher (torchrun's agent), a DataLoader
    * worker or a helper the job execs would otherwise write zeros over a rank's file (%r is 0 where
    * RANK is unset) or litter per-%p files. */

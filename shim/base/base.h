@@ -200,7 +200,6 @@ typedef enum gs_fail_reason {
 
 /* Counters, updated with relaxed atomics from any thread. */
 typedef struct gs_stats {
-  uint64_t allocs, frees, alloc_bytes;
   uint64_t packed, compressed, unpacked;
   uint64_t bytes_original, bytes_compressed;
   uint64_t codec_ns; /* wall time in compress and decompress calls (host side) */

@@ -61,13 +61,11 @@ static int gs__stats_format(char *buf, size_t len, gs_stats_extra_fn extra) {
   const gs_stats *s = &gs__stats;
   size_t off = 0;
   gs__json_append(buf, len, &off,
-             "{\"version\":1,\"pid\":%ld,\"allocs\":%llu,\"frees\":%llu,\"alloc_bytes\":%llu,"
+             "{\"version\":1,\"pid\":%ld,"
              "\"packed\":%llu,\"compressed\":%llu,\"unpacked\":%llu,\"bytes_original\":%llu,"
              "\"bytes_compressed\":%llu,\"codec_ns\":%llu,\"gpu_kernel_ns\":%llu,"
              "\"gpu_kernel_timed\":%llu,\"gpu_kernel_untimed\":%llu,\"skipped\":{",
-             (long)getpid(), (unsigned long long)gs__get(&s->allocs),
-             (unsigned long long)gs__get(&s->frees), (unsigned long long)gs__get(&s->alloc_bytes),
-             (unsigned long long)gs__get(&s->packed), (unsigned long long)gs__get(&s->compressed),
+             (long)getpid(), (unsigned long long)gs__get(&s->packed), (unsigned long long)gs__get(&s->compressed),
              (unsigned long long)gs__get(&s->unpacked),
              (unsigned long long)gs__get(&s->bytes_original),
              (unsigned long long)gs__get(&s->bytes_compressed),

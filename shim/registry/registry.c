@@ -16,12 +16,15 @@ typedef struct gs__slot {
 } gs__slot;
 
 /* One shard: a spinlock (held for a few dozen instructions; calloc only when the table doubles)
- * and a linear-probing table with backward-shift deletion, so there are no tombstones to clean. */
+ * and a linear-probing table with backward-shift deletion, so there are no tombstones to clean.
+ * The allocation counters live here, written under the lock (relaxed stores, read without it):
+ * process-wide atomics were three locked instructions per alloc+free pair on the hot path. */
 typedef struct gs__shard {
   int lock;
   uint32_t count;
   uint32_t cap; /* a power of two, or 0 before the first insert */
   gs__slot *slots;
+  uint64_t allocs, frees, alloc_bytes;
 } __attribute__((aligned(64))) gs__shard;
 
 /* The registry is process-wide by nature: every hook in every thread records here. */
@@ -76,6 +79,9 @@ static inline void gs__lock(int *l) {
 }
 
 static inline void gs__unlock(int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+
+/* Adds d (wrapping: -1 subtracts) to a shard counter; the caller holds the shard's lock. */
+static inline void gs__count(uint64_t *c, uint64_t d) { __atomic_store_n(c, *c + d, __ATOMIC_RELAXED); }
 
 static inline uint64_t gs__mix(uint64_t key) {
   uint64_t h = key * 0x9e3779b97f4a7c15ull;
@@ -187,6 +193,8 @@ int gs__registry_insert(uint64_t key, const gs_alloc_record *rec) {
         s->slots[i].key = key;
         s->slots[i].rec = *rec;
         s->count++;
+        gs__count(&s->allocs, 1);
+        gs__count(&s->alloc_bytes, rec->size);
         rc = 0;
         break;
       }
@@ -198,8 +206,6 @@ int gs__registry_insert(uint64_t key, const gs_alloc_record *rec) {
     return rc;
   }
   gs__account_add(rec->device, rec->category, rec->size);
-  gs__stat_add(allocs, 1);
-  gs__stat_add(alloc_bytes, rec->size);
   GS__TELL(on_alloc, key, rec);
   return 0;
 }
@@ -212,6 +218,7 @@ int gs__registry_remove(uint64_t key, gs_alloc_record *out) {
   if (i >= 0) {
     rec = s->slots[i].rec;
     gs__erase(s, (uint32_t)i);
+    gs__count(&s->frees, 1);
   }
   gs__unlock(&s->lock);
   if (i < 0) {
@@ -219,7 +226,6 @@ int gs__registry_remove(uint64_t key, gs_alloc_record *out) {
     return -ENOENT;
   }
   gs__account_sub(rec.device, rec.category, rec.size);
-  gs__stat_add(frees, 1);
   GS__TELL(on_free, key, &rec);
   if (out) *out = rec;
   return 0;
@@ -227,9 +233,12 @@ int gs__registry_remove(uint64_t key, gs_alloc_record *out) {
 
 void gs__registry_undo_remove(uint64_t key, const gs_alloc_record *rec) {
   if (gs__registry_insert(key, rec) != 0) return;
-  gs__stat_sub(allocs, 1);
-  gs__stat_sub(alloc_bytes, rec->size);
-  gs__stat_sub(frees, 1);
+  gs__shard *s = gs__shard_of(key);
+  gs__lock(&s->lock);
+  gs__count(&s->allocs, (uint64_t)-1);
+  gs__count(&s->alloc_bytes, (uint64_t)-rec->size);
+  gs__count(&s->frees, (uint64_t)-1);
+  gs__unlock(&s->lock);
 }
 
 int gs__registry_set_category(uint64_t key, gs_category cat) {
@@ -283,6 +292,16 @@ uint64_t gs__registry_live_total(void) {
   return t;
 }
 
+gs_registry_counts gs__registry_counts(void) {
+  gs_registry_counts c = {0};
+  for (int i = 0; i < GS__SHARDS; i++) {
+    c.allocs += gs__get(&gs__shards[i].allocs);
+    c.frees += gs__get(&gs__shards[i].frees);
+    c.alloc_bytes += gs__get(&gs__shards[i].alloc_bytes);
+  }
+  return c;
+}
+
 uint64_t gs__registry_untracked_frees(void) { return gs__get(&gs__untracked); }
 uint64_t gs__registry_failures(void) { return gs__get(&gs__failed); }
 
@@ -295,6 +314,7 @@ void gs__registry_reset(void) {
     s->slots = NULL;
     s->cap = 0;
     s->count = 0;
+    s->allocs = s->frees = s->alloc_bytes = 0;
   }
   memset(gs__live, 0, sizeof(gs__live));
   memset(gs__peak, 0, sizeof(gs__peak));

@@ -56,9 +56,6 @@ static void setup(void) {
   ck_assert_int_eq(gs__registry_observe(&counter), 0);
   seen_live = 0;
   gs__registry_reset();
-  __atomic_store_n(&gs__stats.allocs, 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&gs__stats.frees, 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&gs__stats.alloc_bytes, 0, __ATOMIC_RELAXED);
 }
 
 START_TEST(insert_remove_peak) {
@@ -76,9 +73,9 @@ START_TEST(insert_remove_peak) {
   ck_assert_uint_eq(out.size, 50);
   ck_assert_int_eq(gs__registry_remove(0x1000, NULL), -ENOENT);
   ck_assert_uint_eq(gs__registry_untracked_frees(), 1);
-  ck_assert_uint_eq(gs__stats.allocs, 2);
-  ck_assert_uint_eq(gs__stats.alloc_bytes, 150);
-  ck_assert_uint_eq(gs__stats.frees, 1);
+  ck_assert_uint_eq(gs__registry_counts().allocs, 2);
+  ck_assert_uint_eq(gs__registry_counts().alloc_bytes, 150);
+  ck_assert_uint_eq(gs__registry_counts().frees, 1);
   ck_assert_uint_eq(live_keys(), 1);
 }
 END_TEST
@@ -91,7 +88,7 @@ START_TEST(duplicate_key_keeps_first) {
   ck_assert_uint_eq(out.size, 100);
   ck_assert_uint_eq(gs__registry_live_bytes(0), 100);
   ck_assert_uint_eq(gs__registry_failures(), 1);
-  ck_assert_uint_eq(gs__stats.allocs, 1);
+  ck_assert_uint_eq(gs__registry_counts().allocs, 1);
 }
 END_TEST
 
@@ -162,8 +159,8 @@ START_TEST(undo_remove_restores_counts) {
   ck_assert_int_eq(gs__registry_remove(0x40, &out), 0);
   gs__registry_undo_remove(0x40, &out);
   ck_assert_int_eq(peek(0x40, NULL), 0);
-  ck_assert_uint_eq(gs__stats.allocs, 1);
-  ck_assert_uint_eq(gs__stats.frees, 0);
+  ck_assert_uint_eq(gs__registry_counts().allocs, 1);
+  ck_assert_uint_eq(gs__registry_counts().frees, 0);
   ck_assert_uint_eq(gs__registry_live_bytes(0), 10);
 }
 END_TEST
@@ -240,7 +237,7 @@ START_TEST(concurrent_insert_remove) {
   }
   ck_assert_uint_eq(live_keys(), 0);
   ck_assert_uint_eq(gs__registry_live_total(), 0);
-  ck_assert_uint_eq(gs__stats.allocs, gs__stats.frees);
+  ck_assert_uint_eq(gs__registry_counts().allocs, gs__registry_counts().frees);
   ck_assert_uint_eq(gs__registry_failures(), 0);
   for (int d = 0; d < THREADS; d++) {
     ck_assert_uint_gt(gs__registry_peak_bytes(d), 0);
