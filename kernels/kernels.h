@@ -88,7 +88,8 @@ static inline int gs__layout_read_header(const void *src, size_t bytes, gs__layo
  * read from the disk cache ($XDG_CACHE_HOME/gactshim, else ~/.cache/gactshim; keyed by source
  * hash, arch and NVRTC version) unless retry, else compiled with an NVRTC found at run time and
  * written there. 1 (from the cache), 0 (compiled), -ENOENT (no usable NVRTC: remembered, not
- * looked for again) or -ENOEXEC (the compile failed). Called under the loader's lock. */
+ * looked for again), -ENOEXEC (the compile failed) or -ENOSYS (a build without CUDA kernels).
+ * Called under the loader's lock. */
 int gs__nvrtc_image(int arch, bool retry, void **image, size_t *size);
 
 /* Why the last run-time compile could not give an image, or NULL. */

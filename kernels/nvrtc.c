@@ -211,4 +211,15 @@ int gs__nvrtc_image(int arch, bool retry, void **image, size_t *size) {
   return rc;
 }
 
+#else /* built without nvcc: no codec.cu is embedded, so there is nothing to compile */
+
+#include <errno.h>
+
+int gs__nvrtc_image(int arch, bool retry, void **image, size_t *size) {
+  (void)arch, (void)retry, (void)image, (void)size;
+  return -ENOSYS;
+}
+
+const char *gs__nvrtc_error(void) { return "built without CUDA kernels (no nvcc at build time)"; }
+
 #endif
