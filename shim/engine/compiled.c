@@ -24,7 +24,8 @@ typedef struct gs__compiled_entry {
 /* The names of this thread's last compiled forward: autograd packs what a forward saved in the
  * thread that ran it, right after it. Per thread, so two threads' forwards do not mix; the next
  * forward's names replace them (weak references: a name never keeps an activation alive). A
- * thread that ends leaves its few weak references behind: Python may be gone by then. */
+ * thread's names are dropped when its Python code ends (gs__compiled_forget, from the bootstrap's
+ * thread wrapper): later, Python may be gone. */
 static __thread gs__compiled_entry *gs__names;
 static __thread size_t gs__nnames, gs__cap;
 
@@ -67,6 +68,13 @@ int gs__compiled_name(PyObject *tensors, PyObject *flags) {
     if (gs__names_add(gs__py.PyTuple_GetItem(tensors, i), gs__py.PyTuple_GetItem(flags, i)) != 0)
       return -1;
   return 0;
+}
+
+void gs__compiled_forget(void) {
+  gs__names_clear();
+  free(gs__names);
+  gs__names = NULL;
+  gs__cap = 0;
 }
 
 bool gs__compiled_lookup(PyObject *t, unsigned *flags) {

@@ -445,6 +445,8 @@ int gs__compiled_name(PyObject *tensors, PyObject *flags);
 /* Whether t, which has no grad_fn, was named by the last compiled forward (its flags in *flags):
  * an activation, not a parameter. */
 bool gs__compiled_lookup(PyObject *t, unsigned *flags);
+/* Drops this thread's names (its Python code has ended; the GIL is held). */
+void gs__compiled_forget(void);
 
 /* ---- activation in Python processes with only LD_PRELOAD (python.c) ---------------------- */
 

@@ -56,7 +56,7 @@ static PyObject *gs__m_resume_hooks(PyObject *self, PyObject *unused) {
 }
 
 /* release_hooks(): the calling thread's Python code has ended (the bootstrap's thread wrapper):
- * pops the shim's hooks if they top its stack. PyTorch keeps the stack in C++ thread-local
+ * drops its compiled-graph names and pops the shim's hooks if they top its stack. PyTorch keeps the stack in C++ thread-local
  * storage, whose destructor drops the hook objects, taking the GIL, after the thread's Python
  * state is gone; when the interpreter is finalizing by then, Python ends the thread inside that
  * destructor and the process aborts ("terminate called without an active exception"). */
@@ -64,6 +64,7 @@ static PyObject *gs__m_release_hooks(PyObject *self, PyObject *unused) {
   bool popped = false;
   if (gs__thread_has_hooks && gs__hooks_pop_top(gs__pack_fn, &popped) != 0) return NULL;
   if (popped) gs__thread_has_hooks = false;
+  gs__compiled_forget();
   return gs__py_none();
 }
 

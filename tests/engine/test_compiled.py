@@ -73,3 +73,22 @@ def test_compiled_relu_sign_and_weights_exact():
     gsutil.check(d["compressed"] >= 1, "the compiled ReLU output compressed (%s)" % d)
     gsutil.check(torch.equal(got, exact), "the input gradient is bit-exact (max diff %.3g)"
                  % (got - exact).abs().max().item())
+
+
+def test_thread_end_drops_compiled_names():
+    """A thread's compiled-graph names (weak references to its saved tensors) go when its code
+    ends; they used to stay behind, one set per thread that ever ran a compiled forward."""
+    import threading
+    import weakref
+    shim = gsutil.shim()
+    t, seen = torch.randn(64, 64), {}
+
+    def forward_saved():
+        shim.compiled_saved(((t,), (0,)))
+        seen["named"] = weakref.getweakrefcount(t)
+    th = threading.Thread(target=forward_saved)
+    th.start()
+    th.join()
+    gsutil.check(seen.get("named") == 1, "the thread named the tensor (%s weak references)" % seen.get("named"))
+    gsutil.check(weakref.getweakrefcount(t) == 0, "its name went with the thread (%d weak references left)"
+                 % weakref.getweakrefcount(t))
