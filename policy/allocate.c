@@ -157,7 +157,7 @@ int gs__alloc_average_bits(const gs_alloc_item *items, size_t n, double avg_bits
 /* ---- peak-memory budget ---- */
 
 static uint64_t gs__bytes_at(const gs_alloc_item *it, unsigned level) {
-  return gs__alloc_bytes(it->numel, it->group, it->keep_bits, level);
+  return gs__alloc_bytes(it->numel, gs__group_at_bits(it->group, level), it->keep_bits, level);
 }
 
 /* The next level below `cur` that saves bytes. From keep that is the highest width that is

@@ -8,6 +8,12 @@ typedef unsigned __int128 gs__u128;
 
 static uint64_t gs__sat64(gs__u128 v) { return v > UINT64_MAX ? UINT64_MAX : (uint64_t)v; }
 
+#define GS__GROUP_AT_8_BITS 32u
+
+uint32_t gs__group_at_bits(uint32_t max, unsigned bits) {
+  return bits >= 8 && max > GS__GROUP_AT_8_BITS ? GS__GROUP_AT_8_BITS : max;
+}
+
 uint64_t gs__alloc_bytes(uint64_t numel, uint32_t group, unsigned keep_bits, unsigned bits) {
   if (group == 0 || bits > 8) return 0;
   if (bits == GS_ALLOC_KEEP) return gs__sat64((gs__u128)numel * keep_bits / 8);

@@ -241,7 +241,8 @@ double gs__plan_mean_c(const gs_plan_iter *it) {
  * bytes in the same buffer (GS_CODEC_RELU_MASK, docs/codec-format.md). */
 uint64_t gs__plan_slot_bytes(const gs_policy_config *c, const gs_plan_slot *s, unsigned bits) {
   if (bits == GS_ALLOC_KEEP) return s->bytes;
-  uint64_t b = gs__alloc_bytes(s->numel, c->group, 8 * gs_dtype_bytes((gs_dtype)s->dtype), bits);
+  uint64_t b = gs__alloc_bytes(s->numel, gs__group_at_bits(c->group, bits),
+                               8 * gs_dtype_bytes((gs_dtype)s->dtype), bits);
   return b + (s->relu ? (s->numel + 7) / 8 : 0);
 }
 

@@ -113,6 +113,13 @@ typedef struct gs_alloc_item {
   bool alive_at_peak; /* budget policy: the tensor is live at the iteration's memory peak */
 } gs_alloc_item;
 
+/* The largest codec group for a tensor encoded at `bits`: max below 8 bits, at most 32 at 8.
+ * 8 bits is the width chosen for accuracy (GACTSHIM_BITS=8, and the rules' floor for sensitive
+ * tensors), and there stochastic rounding's noise, set by each group's range, was the largest
+ * error left: smaller groups have smaller ranges (docs/policies.md). Metadata is 4 bytes per
+ * group, 1/8 of a byte per element at 32: small beside 8 bits of data, not beside 2 or 4. */
+uint32_t gs__group_at_bits(uint32_t max, unsigned bits);
+
 /* Bytes the compressed form takes at `bits` (1..8), or the uncompressed bytes for
  * GS_ALLOC_KEEP (numel·keep_bits/8). 0 for group 0 or bits outside {0, 1..8}. */
 uint64_t gs__alloc_bytes(uint64_t numel, uint32_t group, unsigned keep_bits, unsigned bits);

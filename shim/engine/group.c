@@ -5,7 +5,8 @@
  * that straddles two rows (LayerNorm's tokens, BatchNorm's channel planes) of different scale
  * gives the small row the large row's step. LayerNorm's backward then multiplies that error by
  * the small row's 1/std: timm's ViT-tiny (width 192, groups of 256) had its norm2 weight gradient
- * 15 % from exact at 8 bits, and 1.2 % with groups of 192 (bench/cpu/group_align.py). */
+ * 15 % from exact at 8 bits, and 1.2 % with groups of 192 (bench/cpu/group_align.py). The
+ * caller passes the largest group for the tensor's width (gs__group_at_bits: 32 at 8 bits). */
 
 /* The largest multiple of 32 not above max that divides extent, or 0. */
 static uint32_t gs__aligned_divisor(uint64_t extent, uint32_t max) {
@@ -51,7 +52,7 @@ uint32_t gs__facts_group(const gs_tensor_facts *f, uint32_t max) {
  * different scales. Read from an NCHW copy, groups follow the channel planes: the zoo's ResNet-18
  * (fp32, 64x64 images, 8 bits) had layer1.0.bn1.weight's gradient 1.51 % from exact as it lay and
  * 0.90 % so, both measured while 8 bits rounded to nearest (since reverted); with stochastic
- * rounding its worst is 1.07 % so. The price is a copy at pack and one at unpack, for these
+ * rounding its worst is 1.07 % so, and 0.96 % with 8 bits' groups of 32. The price is a copy at pack and one at unpack, for these
  * tensors only (not the ReLU outputs the convolutions save). */
 bool gs__facts_copied(const gs_tensor_facts *f, uint32_t max) {
   if (!f->dense) return true;

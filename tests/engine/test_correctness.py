@@ -265,6 +265,23 @@ def test_untouched(s):
     gsutil.check(s.stat("packed") == p0, "no_grad and inference_mode pack nothing")
 
 
+def test_8bit_groups_of_32(s):
+    """At 8 bits a tensor's codec groups hold at most 32 elements, whatever its rows (256 here):
+    the buffer is the 32-byte header, 4 bytes per group aligned to 16, then a byte per element."""
+    a = torch.randn(128, 256, device=s.dev, requires_grad=True)
+    t = a * 1.5  # has a grad_fn: an activation, not a parameter
+    b0, c0 = s.stat("bytes_compressed"), s.stat("compressed")
+    h = s.shim.pack(t)
+    groups = t.numel() // 32
+    want = (32 + 4 * groups + 15) // 16 * 16 + t.numel()
+    got = s.stat("bytes_compressed") - b0
+    gsutil.check(s.stat("compressed") == c0 + 1, "the activation was compressed")
+    gsutil.check(got == want, "%d bytes held: groups of 32 at 8 bits (%d; groups of 256 would be %d)"
+                 % (got, want, (32 + 4 * (t.numel() // 256) + 15) // 16 * 16 + t.numel()))
+    err = ((s.shim.unpack(h) - t).norm() / t.norm()).item()
+    gsutil.check(err < 0.01, "it decodes to the tensor (relative error %.4f)" % err)
+
+
 def test_skips(s):
     d0, b0, dup0 = s.skipped("dtype"), s.stat("compressed"), s.skipped("duplicate")
     w = torch.randn(256, 256, device=s.dev, dtype=torch.float64, requires_grad=True)

@@ -75,6 +75,19 @@ START_TEST(ema_update) {
 }
 END_TEST
 
+/* 8 bits encodes in groups of at most 32; narrower widths keep the configured group, and so does
+ * keep (level 0). The budget allocator prices an 8-bit level with those groups. */
+START_TEST(group_at_bits) {
+  ck_assert_uint_eq(gs__group_at_bits(256, 8), 32);
+  ck_assert_uint_eq(gs__group_at_bits(65536, 8), 32);
+  ck_assert_uint_eq(gs__group_at_bits(32, 8), 32);
+  for (unsigned b = 1; b < 8; b++) ck_assert_uint_eq(gs__group_at_bits(256, b), 256);
+  ck_assert_uint_eq(gs__group_at_bits(256, GS_ALLOC_KEEP), 256);
+  /* 1000 elements at 8 bits: 32 groups -> align16(32 + 128) + 1000 */
+  ck_assert_uint_eq(gs__alloc_bytes(1000, gs__group_at_bits(256, 8), 32, 8), 160 + 1000);
+}
+END_TEST
+
 START_TEST(range_term) {
   double t = -1;
   /* 10 elements in groups of 4: 4·1² + 4·2² + 2·3² = 38 (the short last group weighs 2). */
@@ -99,6 +112,7 @@ static Suite *model_suite(void) {
   tcase_add_test(tc, size_hand_computed);
   tcase_add_test(tc, size_keep_and_invalid);
   tcase_add_test(tc, size_monotone_in_bits);
+  tcase_add_test(tc, group_at_bits);
   tcase_add_test(tc, variance_hand_computed);
   tcase_add_test(tc, ema_update);
   tcase_add_test(tc, range_term);
