@@ -116,7 +116,7 @@ static void gs__emit_block(const gs__job *j, const gs__meta *m, uint64_t i, cons
                            unsigned cnt) {
   const gs_codec_params *p = j->p;
   if (p->flags & GS_FMT_FLAG_RELU) gs__emit_signs(j, i, x, cnt);
-  if (j->isa == GS__ISA_AVX2) { /* whole 64-element runs; the tail below */
+  if (j->isa == GS__ISA_AVX2) { /* whole 64- and 32-element runs; the tail below */
     unsigned done = gs__avx2_emit(x, cnt, m, p->seed, p->tensor_id, i / 8, p->bits,
                                   j->dst + j->l->data_off + i / 8 * p->bits);
     i += done, x += done, cnt -= done;
@@ -205,8 +205,20 @@ static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, const uint3
   return nch;
 }
 
-/* A group decodes to at most 2^bits distinct values: convert each level once (same function of
- * q as everywhere, so the same bytes), then decoding is a table lookup per element. */
+/* Output bit pattern of level q; with the sign plane, of an element whose sign bit is pos (a
+ * positive element keeps its level, see gs__sign_apply; any other decodes to +0). */
+static uint32_t gs__level_bits(const gs__meta *m, unsigned q, unsigned dtype, int sign, unsigned pos) {
+  float x = gs__dequant(q, m);
+  uint32_t b = dtype == GS_DTYPE_F32 ? gs__f2u(x) : dtype == GS_DTYPE_F16 ? gs__out_f16(x) : gs__out_bf16(x);
+  if (!sign) return b;
+  return pos ? gs__sign_apply(b, 1, dtype) : 0u;
+}
+
+/* A group decodes to at most 2^bits distinct values: where it has at least as many elements as
+ * levels, each level is converted once into a table (the same function of q as everywhere, so the
+ * same bytes) and decoding is a lookup per element; a smaller group (8 bits' groups of 32: 256
+ * levels for 32 elements) converts its elements one by one instead. fp32 groups on the AVX2 path
+ * need no table. */
 static void gs__decompress_group(gs__job *j, uint64_t g) {
   const gs_codec_params *p = j->p;
   const gs__layout *l = j->l;
@@ -216,34 +228,27 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
   gs__meta m;
   gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
   unsigned bits = p->bits, levels = 1u << bits;
-  /* Output bit patterns per level; with the sign plane, [levels + q] is the pattern of a
-   * positive element (see gs__sign_apply) and a non-positive one is +0. */
-  uint32_t lut[512];
   int sign = (p->flags & GS_FMT_FLAG_RELU) && !m.nonfinite;
-  for (unsigned q = 0; q < levels; q++) {
-    float x = gs__dequant(q, &m);
-    lut[q] = p->dtype == GS_DTYPE_F32   ? gs__f2u(x)
-             : p->dtype == GS_DTYPE_F16 ? gs__out_f16(x)
-                                        : gs__out_bf16(x);
-    lut[levels + q] = sign ? gs__sign_apply(lut[q], 1, p->dtype) : lut[q];
-    if (sign) lut[q] = 0;
+  int wide = j->isa == GS__ISA_AVX2 && !sign && !(p->dtype == GS_DTYPE_F32 && m.nonfinite);
+  int table = levels <= i1 - i0 && !(wide && p->dtype == GS_DTYPE_F32);
+  uint32_t lut[512]; /* [pos * levels + q] */
+  for (unsigned q = 0; table && q < levels; q++) {
+    lut[q] = gs__level_bits(&m, q, p->dtype, sign, 0);
+    lut[levels + q] = gs__level_bits(&m, q, p->dtype, sign, 1);
   }
   uint64_t c = i0 / 8;
-  if (j->isa == GS__ISA_AVX2 && !sign && !(p->dtype == GS_DTYPE_F32 && m.nonfinite))
-    c += gs__decode_wide(j, &m, lut, c, i1);
+  if (wide && (table || p->dtype == GS_DTYPE_F32)) c += gs__decode_wide(j, &m, table ? lut : NULL, c, i1);
   for (; c * 8 < i1; c++) {
     const uint8_t *in = src + l->data_off + c * bits;
     uint64_t v = 0;
     for (unsigned b = 0; b < bits; b++) v |= (uint64_t)in[b] << (8 * b);
     unsigned cnt = i1 - c * 8 < 8 ? (unsigned)(i1 - c * 8) : 8;
     unsigned s = sign ? src[l->mask_off + c] : 0u;
-    if (p->dtype == GS_DTYPE_F32) {
-      uint32_t *out = (uint32_t *)j->dst + c * 8;
-      for (unsigned e = 0; e < cnt; e++) out[e] = lut[((s >> e) & 1u) * levels + gs__unpack1(v, e, bits)];
-    } else {
-      uint16_t *out = (uint16_t *)j->dst + c * 8;
-      for (unsigned e = 0; e < cnt; e++)
-        out[e] = (uint16_t)lut[((s >> e) & 1u) * levels + gs__unpack1(v, e, bits)];
+    for (unsigned e = 0; e < cnt; e++) {
+      unsigned q = gs__unpack1(v, e, bits), pos = (s >> e) & 1u;
+      uint32_t out = table ? lut[pos * levels + q] : gs__level_bits(&m, q, p->dtype, sign, pos);
+      if (p->dtype == GS_DTYPE_F32) ((uint32_t *)j->dst)[c * 8 + e] = out;
+      else ((uint16_t *)j->dst)[c * 8 + e] = (uint16_t)out;
     }
   }
 }

@@ -111,9 +111,10 @@ int gs__codec_isa(void);
  * back to the best one. Not for use while another thread is in the codec. */
 int gs__codec_isa_set(int isa);
 
-/* codec_avx2.c: whether the CPU has AVX2; quantize+pack whole 64-element runs of x[0..cnt) from
- * chunk chunk0 (returns how many elements it did); min/max/non-finite as gs__minmax; decode nch
- * whole chunks of a group (fp32 when lut16 is NULL, else 16-bit through the group's table). */
+/* codec_avx2.c: whether the CPU has AVX2; quantize+pack whole 64-element runs, then one
+ * 32-element run, of x[0..cnt) from chunk chunk0 (returns how many elements it did);
+ * min/max/non-finite as gs__minmax; decode nch whole chunks of a group (fp32 when lut16 is NULL,
+ * else 16-bit through the group's table). */
 int gs__avx2_supported(void);
 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
                        uint64_t chunk0, unsigned bits, uint8_t *out);
