@@ -11,8 +11,8 @@
 const char rp_whatif_method[] =
     "Replays the last complete iteration's saved tensors on the peak device in their recorded "
     "order (each from its pack to its release), with each tensor's size at the width asked for "
-    "(the codec's size model, groups of 256, a ReLU output's 1-bit sign mask, softmax-like "
-    "outputs kept at 8 bits or more), plus the memory that was not saved tensors at that "
+    "(the codec's size model, groups of 256 or of 32 at 8 bits, a ReLU output's 1-bit sign mask, "
+    "softmax-like outputs kept at 8 bits or more), plus the memory that was not saved tensors at that "
     "iteration's measured peak (constant). \"all\" compresses every tensor a policy could compress "
     "(floating point, at least GACTSHIM_MIN_BYTES), \"lifetime\" only those alive at the peak "
     "the iteration would have without compression. The smallest budget is the peak of the budget "
@@ -75,7 +75,7 @@ static uint64_t rp_wt_bytes(const rp_wt *x, unsigned bits) {
   if (!bits || !x->numel) return x->full;
   unsigned elem = (x->flags >> GS_SAVED_F_ELEM_SHIFT) & 0xf;
   if ((x->flags & GS_SAVED_F_SENSITIVE) && bits < GS_POLICY_SENSITIVE_BITS) bits = GS_POLICY_SENSITIVE_BITS;
-  uint64_t b = gs__alloc_bytes(x->numel, RP_GROUP, 8 * elem, bits);
+  uint64_t b = gs__alloc_bytes(x->numel, gs__group_at_bits(RP_GROUP, bits), 8 * elem, bits);
   if (x->flags & GS_SAVED_F_RELU) b += gs__alloc_bytes(x->numel, RP_GROUP, 8, 1);
   return b < x->full ? b : x->full;
 }
