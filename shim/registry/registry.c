@@ -173,7 +173,8 @@ static void gs__account_sub(int dev, int cat, uint64_t n) {
 
 static bool gs__valid_dev(int d) { return d >= 0 && d < GS_DEVICE_SLOTS; }
 
-int gs__registry_insert(uint64_t key, const gs_alloc_record *rec) {
+/* Records key; a new allocation is counted, an undone free (undo) takes its free back. */
+static int gs__insert(uint64_t key, const gs_alloc_record *rec, bool undo) {
   if (key == 0 || rec == NULL || !gs__valid_dev(rec->device) || rec->kind >= GS_KIND__COUNT ||
       rec->category >= GS_CAT__COUNT) {
     __atomic_add_fetch(&gs__failed, 1, __ATOMIC_RELAXED);
@@ -193,8 +194,12 @@ int gs__registry_insert(uint64_t key, const gs_alloc_record *rec) {
         s->slots[i].key = key;
         s->slots[i].rec = *rec;
         s->count++;
-        gs__count(&s->allocs, 1);
-        gs__count(&s->alloc_bytes, rec->size);
+        if (undo) {
+          gs__count(&s->frees, (uint64_t)-1);
+        } else {
+          gs__count(&s->allocs, 1);
+          gs__count(&s->alloc_bytes, rec->size);
+        }
         rc = 0;
         break;
       }
@@ -209,6 +214,8 @@ int gs__registry_insert(uint64_t key, const gs_alloc_record *rec) {
   GS__TELL(on_alloc, key, rec);
   return 0;
 }
+
+int gs__registry_insert(uint64_t key, const gs_alloc_record *rec) { return gs__insert(key, rec, false); }
 
 int gs__registry_remove(uint64_t key, gs_alloc_record *out) {
   gs__shard *s = gs__shard_of(key);
@@ -231,15 +238,7 @@ int gs__registry_remove(uint64_t key, gs_alloc_record *out) {
   return 0;
 }
 
-void gs__registry_undo_remove(uint64_t key, const gs_alloc_record *rec) {
-  if (gs__registry_insert(key, rec) != 0) return;
-  gs__shard *s = gs__shard_of(key);
-  gs__lock(&s->lock);
-  gs__count(&s->allocs, (uint64_t)-1);
-  gs__count(&s->alloc_bytes, (uint64_t)-rec->size);
-  gs__count(&s->frees, (uint64_t)-1);
-  gs__unlock(&s->lock);
-}
+void gs__registry_undo_remove(uint64_t key, const gs_alloc_record *rec) { (void)gs__insert(key, rec, true); }
 
 int gs__registry_set_category(uint64_t key, gs_category cat) {
   if ((unsigned)cat >= GS_CAT__COUNT) return -EINVAL;
