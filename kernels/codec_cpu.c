@@ -207,9 +207,12 @@ static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, const uint3
 
 /* Output bit pattern of level q; with the sign plane, of an element whose sign bit is pos (a
  * positive element keeps its level, see gs__sign_apply; any other decodes to +0). */
-static uint32_t gs__level_bits(const gs__meta *m, unsigned q, unsigned dtype, int sign, unsigned pos) {
+static uint32_t gs__level_bits(const gs__meta *m, unsigned q, unsigned dtype, int sign,
+                               unsigned pos) {
   float x = gs__dequant(q, m);
-  uint32_t b = dtype == GS_DTYPE_F32 ? gs__f2u(x) : dtype == GS_DTYPE_F16 ? gs__out_f16(x) : gs__out_bf16(x);
+  uint32_t b = dtype == GS_DTYPE_F32   ? gs__f2u(x)
+               : dtype == GS_DTYPE_F16 ? gs__out_f16(x)
+                                       : gs__out_bf16(x);
   if (!sign) return b;
   return pos ? gs__sign_apply(b, 1, dtype) : 0u;
 }
@@ -229,15 +232,17 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
   gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
   unsigned bits = p->bits, levels = 1u << bits;
   int sign = (p->flags & GS_FMT_FLAG_RELU) && !m.nonfinite;
-  int wide = j->isa == GS__ISA_AVX2 && !sign && !(p->dtype == GS_DTYPE_F32 && m.nonfinite);
-  int table = levels <= i1 - i0 && !(wide && p->dtype == GS_DTYPE_F32);
+  int f32 = p->dtype == GS_DTYPE_F32;
+  int wide = j->isa == GS__ISA_AVX2 && !sign && !(f32 && m.nonfinite);
+  /* The AVX2 loop decodes fp32 from m itself and 16-bit outputs through the table. */
+  int table = levels <= i1 - i0 && !(wide && f32);
   uint32_t lut[512]; /* [pos * levels + q] */
   for (unsigned q = 0; table && q < levels; q++) {
     lut[q] = gs__level_bits(&m, q, p->dtype, sign, 0);
     lut[levels + q] = gs__level_bits(&m, q, p->dtype, sign, 1);
   }
   uint64_t c = i0 / 8;
-  if (wide && (table || p->dtype == GS_DTYPE_F32)) c += gs__decode_wide(j, &m, table ? lut : NULL, c, i1);
+  if (wide && (f32 || table)) c += gs__decode_wide(j, &m, table ? lut : NULL, c, i1);
   for (; c * 8 < i1; c++) {
     const uint8_t *in = src + l->data_off + c * bits;
     uint64_t v = 0;

@@ -1,6 +1,7 @@
 /* codec-cpu.c: the CPU twin on one core, per path (portable, AVX2), beside memcpy on that core.
  * Times are the thread's CPU time, so a loaded shared machine slows the figures less than wall
- * time would (caches and memory bandwidth are still shared). Usage: codec-cpu [MiB] [all] [group]. */
+ * time would (caches and memory bandwidth are still shared).
+ * Usage: codec-cpu [MiB] [all] [group]. */
 #include "kernels.h"
 #include "testdata.h"
 

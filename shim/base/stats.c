@@ -65,7 +65,8 @@ static int gs__stats_format(char *buf, size_t len, gs_stats_extra_fn extra) {
              "\"packed\":%llu,\"compressed\":%llu,\"unpacked\":%llu,\"bytes_original\":%llu,"
              "\"bytes_compressed\":%llu,\"codec_ns\":%llu,\"gpu_kernel_ns\":%llu,"
              "\"gpu_kernel_timed\":%llu,\"gpu_kernel_untimed\":%llu,\"skipped\":{",
-             (long)getpid(), (unsigned long long)gs__get(&s->packed), (unsigned long long)gs__get(&s->compressed),
+             (long)getpid(), (unsigned long long)gs__get(&s->packed),
+             (unsigned long long)gs__get(&s->compressed),
              (unsigned long long)gs__get(&s->unpacked),
              (unsigned long long)gs__get(&s->bytes_original),
              (unsigned long long)gs__get(&s->bytes_compressed),

@@ -259,7 +259,8 @@ static PyObject *gs__compress_src(PyObject *t, PyObject *src, uint64_t src_ptr,
    * an MLP at 8 bits). The codec's sign plane keeps `x > 0` exactly, written by the compress
    * kernel and applied by the decompress kernel: +1 bit per element, no extra pass. */
   gs_codec_params p = {.n = f->numel, .dtype = (gs_dtype)f->dtype, .bits = bits,
-                       .group = gs__facts_group(f, gs__group_at_bits(gs__cfg.group, bits)), .seed = gs__pack_seed(),
+                       .group = gs__facts_group(f, gs__group_at_bits(gs__cfg.group, bits)),
+                       .seed = gs__pack_seed(),
                        .tensor_id = ++gs__next_tensor_id,
                        .flags = (f->producer_flags & GS_PRODUCER_RELU) ? GS_CODEC_RELU_MASK : 0u};
   uint64_t stream = 0;

@@ -52,8 +52,8 @@ uint32_t gs__facts_group(const gs_tensor_facts *f, uint32_t max) {
  * different scales. Read from an NCHW copy, groups follow the channel planes: the zoo's ResNet-18
  * (fp32, 64x64 images, 8 bits) had layer1.0.bn1.weight's gradient 1.51 % from exact as it lay and
  * 0.90 % so, both measured while 8 bits rounded to nearest (since reverted); with stochastic
- * rounding its worst is 1.07 % so, and 0.96 % with 8 bits' groups of 32. The price is a copy at pack and one at unpack, for these
- * tensors only (not the ReLU outputs the convolutions save). */
+ * rounding its worst is 1.07 % so, and 0.96 % with 8 bits' groups of 32. The price is a copy at
+ * pack and one at unpack, for these tensors only (not the ReLU outputs the convolutions save). */
 bool gs__facts_copied(const gs_tensor_facts *f, uint32_t max) {
   if (!f->dense) return true;
   if (!(f->producer_flags & GS_PRODUCER_CONV) || f->ndim != 4 || f->contiguous) return false;

@@ -56,9 +56,9 @@ static PyObject *gs__m_resume_hooks(PyObject *self, PyObject *unused) {
 }
 
 /* release_hooks(): the calling thread's Python code has ended (the bootstrap's thread wrapper):
- * drops its compiled-graph names and pops the shim's hooks if they top its stack. PyTorch keeps the stack in C++ thread-local
- * storage, whose destructor drops the hook objects, taking the GIL, after the thread's Python
- * state is gone; when the interpreter is finalizing by then, Python ends the thread inside that
+ * drops its compiled-graph names and pops the shim's hooks if they top its stack. PyTorch keeps
+ * the stack in C++ thread-local storage, whose destructor drops the hook objects, taking the GIL,
+ * after the thread's Python state is gone; when the interpreter is finalizing by then, Python ends the thread inside that
  * destructor and the process aborts ("terminate called without an active exception"). */
 static PyObject *gs__m_release_hooks(PyObject *self, PyObject *unused) {
   bool popped = false;
@@ -208,7 +208,8 @@ static PyMethodDef gs__methods[] = {
   {"resume_hooks", gs__m_resume_hooks, GS_METH_NOARGS, "push them back once it enables hooks again"},
   {"note_push", gs__m_note_push, GS_METH_O, "note_push(pack): count a region other hooks hide"},
   {"sdpa_mark", gs__m_sdpa_mark, GS_METH_O, "sdpa_mark((q, k) or None): the SDPA call's query, key"},
-  {"compiled_saved", gs__m_compiled_saved, GS_METH_O, "compiled_saved((tensors, flags)): a compiled forward's intermediates"},
+  {"compiled_saved", gs__m_compiled_saved, GS_METH_O,
+   "compiled_saved((tensors, flags)): a compiled forward's intermediates"},
   {"set_seed", gs__m_set_seed, GS_METH_O, "set the stochastic-rounding seed of later packs"},
   {"stats", gs__m_stats, GS_METH_NOARGS, "current counters as a dict"},
   {"set_probe", gs__m_set_probe, GS_METH_O, "set_probe((probe, collect)): sensitivity probes"},

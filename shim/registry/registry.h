@@ -42,8 +42,9 @@ void gs__registry_note_oom(uint64_t size, int device, int result);
 
 /* Records a live allocation at key (a device pointer, or a VMM handle; never 0). -EEXIST if key is
  * live (the first record stays), -ENOMEM if the table cannot grow, -EINVAL for key 0 or a bad
- * device, kind or category. Counted in allocs/alloc_bytes (gs__registry_counts). Thread-safe; keys are spread over 64
- * shards, each a small spinlock and a linear-probing table that doubles when 3/4 full. */
+ * device, kind or category. Counted in allocs/alloc_bytes (gs__registry_counts). Thread-safe;
+ * keys are spread over 64 shards, each a small spinlock and a linear-probing table that doubles
+ * when 3/4 full. */
 int gs__registry_insert(uint64_t key, const gs_alloc_record *rec);
 
 /* Forgets key; *out (may be NULL) receives its record. -ENOENT if key is not live. Counted in
