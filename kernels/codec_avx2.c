@@ -9,7 +9,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define GS__AVX2 __attribute__((target("avx2")))
+#define GS__AVX2 __attribute__((target("avx2,f16c")))
 
 /* ---- compress ---- */
 
@@ -212,30 +212,64 @@ GS__AVX2 static inline __m256i gs__levels(const uint8_t *in, unsigned bits, __m2
   return _mm256_and_si256(ab, mask);
 }
 
-/* Chunks [0, nch) of a finite group's data at in, 8 readable bytes at each chunk's start. fp32
- * lanes: min + (float)q * step, as gs__dequant; 16-bit lanes: the group's table of levels. */
-GS__AVX2 void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                              const uint32_t *lut16, void *out) {
+/* gs__out_finite(y, dtype) for fp16/bf16 in 8 lanes, y finite or an overflow's inf (never NaN):
+ * nearest-even, a finite y that rounds to inf saturated to the largest finite value. bf16 rounds
+ * on the bits; fp16 takes F16C's conversion with nearest-even in the instruction (MXCSR's rounding
+ * field unused; its flush-to-zero ignored; an fp32 subnormal input is far below fp16's least
+ * subnormal and gives a signed zero with or without denormals-are-zero). tests/kernels
+ * check-codec-isa proves both equal to gs__out_finite at every rounding boundary. */
+GS__AVX2 static inline __attribute__((always_inline)) __m128i gs__out16x8(__m256 y, unsigned dtype) {
+  __m256i u = _mm256_castps_si256(y), a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+  __m256i finite32 = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7f800000), a);
+  __m128i finite = _mm_packs_epi32(_mm256_castsi256_si128(finite32), _mm256_extracti128_si256(finite32, 1));
+  __m128i h;
+  if (dtype == GS_DTYPE_BF16) {
+    /* Adding under 2^16 to a value at most inf's pattern never carries into the sign. */
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i hs = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd)), 16);
+    h = _mm_packus_epi32(_mm256_castsi256_si128(hs), _mm256_extracti128_si256(hs, 1));
+  } else {
+    h = _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  uint16_t top = dtype == GS_DTYPE_BF16 ? 0x7f7fu : 0x7bffu;
+  __m128i mag = _mm_and_si128(h, _mm_set1_epi16(0x7fff));
+  __m128i sat = _mm_min_epu16(mag, _mm_set1_epi16((short)top));
+  return _mm_or_si128(_mm_andnot_si128(_mm_set1_epi16(0x7fff), h), _mm_blendv_epi8(mag, sat, finite));
+}
+
+GS__AVX2 void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]) {
+  _mm_storeu_si128((__m128i *)out, gs__out16x8(_mm256_loadu_ps(y), dtype));
+}
+
+/* Chunks [0, nch) of a finite group's data at in, 8 readable bytes at each chunk's start. Every
+ * lane is min + (float)q * step, as gs__dequant, then fp32 as is or fp16/bf16 rounded in the lanes
+ * (faster than a gather from a table of the group's levels). Inlined once per dtype. */
+GS__AVX2 static inline __attribute__((always_inline)) void
+gs__decode_as(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m, unsigned dtype,
+              void *out) {
   __m256i shifts_lo = _mm256_setr_epi64x(0, bits, 2 * bits, 3 * bits);
   __m256i shifts_hi = _mm256_setr_epi64x(4 * bits, 5 * bits, 6 * bits, 7 * bits);
   __m256i mask = _mm256_set1_epi32((int)((1u << bits) - 1u));
   const __m256 minf = _mm256_set1_ps(m->minf), stepf = _mm256_set1_ps(m->stepf);
   for (uint64_t c = 0; c < nch; c++) {
     __m256i q = gs__levels(in + c * bits, bits, shifts_lo, shifts_hi, mask);
-    if (lut16 == NULL) {
-      __m256 x = _mm256_add_ps(minf, _mm256_mul_ps(_mm256_cvtepi32_ps(q), stepf));
-      _mm256_storeu_ps((float *)out + c * 8, x);
-    } else {
-      __m256i h = _mm256_i32gather_epi32((const int *)lut16, q, 4);
-      __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-      _mm_storeu_si128((__m128i *)((uint16_t *)out + c * 8), p);
-    }
+    __m256 x = _mm256_add_ps(minf, _mm256_mul_ps(_mm256_cvtepi32_ps(q), stepf));
+    if (dtype == GS_DTYPE_F32) _mm256_storeu_ps((float *)out + c * 8, x);
+    else _mm_storeu_si128((__m128i *)((uint16_t *)out + c * 8), gs__out16x8(x, dtype));
   }
+}
+
+GS__AVX2 void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
+                              unsigned dtype, void *out) {
+  if (dtype == GS_DTYPE_F32) gs__decode_as(in, nch, bits, m, GS_DTYPE_F32, out);
+  else if (dtype == GS_DTYPE_BF16) gs__decode_as(in, nch, bits, m, GS_DTYPE_BF16, out);
+  else gs__decode_as(in, nch, bits, m, GS_DTYPE_F16, out);
 }
 
 int gs__avx2_supported(void) {
   __builtin_cpu_init(); /* needed if the first codec call runs in some library's constructor */
-  return __builtin_cpu_supports("avx2"); /* CPU and OS (YMM state enabled) */
+  /* CPU and OS (YMM state enabled); F16C came with or before AVX2 on every x86 that has both. */
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
 }
 
 #else
@@ -250,9 +284,12 @@ int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx) {
   (void)x, (void)cnt, (void)mn, (void)mx;
   return -1;
 }
+void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]) {
+  (void)y, (void)dtype, (void)out;
+}
 void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                     const uint32_t *lut16, void *out) {
-  (void)in, (void)nch, (void)bits, (void)m, (void)lut16, (void)out;
+                     unsigned dtype, void *out) {
+  (void)in, (void)nch, (void)bits, (void)m, (void)dtype, (void)out;
 }
 
 #endif

@@ -188,20 +188,15 @@ static void gs__compress_run(void *arg, int i) {
 
 /* The chunks from c0 of a group ending at element i1 that the AVX2 loop decodes: whole chunks
  * with 8 bytes readable at their start (the buffer's last few are left to the scalar loop), of a
- * group without a sign plane (lut: output patterns per level). Returns how many it did. */
-static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, const uint32_t *lut,
-                                uint64_t c0, uint64_t i1) {
+ * finite group without a sign plane. Returns how many it did. */
+static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, uint64_t c0, uint64_t i1) {
   const gs__layout *l = j->l;
-  unsigned bits = l->p.bits;
+  unsigned bits = l->p.bits, esize = l->p.dtype == GS_DTYPE_F32 ? 4 : 2;
   uint64_t nch = i1 / 8 - c0;
   while (nch && l->data_off + (c0 + nch - 1) * bits + 8 > l->total) nch--;
   if (nch == 0) return 0;
   const uint8_t *in = (const uint8_t *)j->src + l->data_off + c0 * bits;
-  if (l->p.dtype == GS_DTYPE_F32) {
-    gs__avx2_decode(in, nch, bits, m, NULL, (float *)j->dst + c0 * 8);
-    return nch;
-  }
-  gs__avx2_decode(in, nch, bits, m, lut, (uint16_t *)j->dst + c0 * 8);
+  gs__avx2_decode(in, nch, bits, m, l->p.dtype, j->dst + c0 * 8 * esize);
   return nch;
 }
 
@@ -220,8 +215,9 @@ static uint32_t gs__level_bits(const gs__meta *m, unsigned q, unsigned dtype, in
 /* A group decodes to at most 2^bits distinct values: where it has at least as many elements as
  * levels, each level is converted once into a table (the same function of q as everywhere, so the
  * same bytes) and decoding is a lookup per element; a smaller group (8 bits' groups of 32: 256
- * levels for 32 elements) converts its elements one by one instead. fp32 groups on the AVX2 path
- * need no table. */
+ * levels for 32 elements) converts its elements one by one instead. The AVX2 loop needs no table:
+ * it converts in the lanes, faster than a gather; non-finite groups and sign planes take the
+ * scalar loop. */
 static void gs__decompress_group(gs__job *j, uint64_t g) {
   const gs_codec_params *p = j->p;
   const gs__layout *l = j->l;
@@ -232,17 +228,15 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
   gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
   unsigned bits = p->bits, levels = 1u << bits;
   int sign = (p->flags & GS_FMT_FLAG_RELU) && !m.nonfinite;
-  int f32 = p->dtype == GS_DTYPE_F32;
-  int wide = j->isa == GS__ISA_AVX2 && !sign && !(f32 && m.nonfinite);
-  /* The AVX2 loop decodes fp32 from m itself and 16-bit outputs through the table. */
-  int table = levels <= i1 - i0 && !(wide && f32);
+  int wide = j->isa == GS__ISA_AVX2 && !sign && !m.nonfinite;
+  int table = levels <= i1 - i0 && !wide;
   uint32_t lut[512]; /* [pos * levels + q] */
   for (unsigned q = 0; table && q < levels; q++) {
     lut[q] = gs__level_bits(&m, q, p->dtype, sign, 0);
     lut[levels + q] = gs__level_bits(&m, q, p->dtype, sign, 1);
   }
   uint64_t c = i0 / 8;
-  if (wide && (f32 || table)) c += gs__decode_wide(j, &m, table ? lut : NULL, c, i1);
+  if (wide) c += gs__decode_wide(j, &m, c, i1);
   for (; c * 8 < i1; c++) {
     const uint8_t *in = src + l->data_off + c * bits;
     uint64_t v = 0;

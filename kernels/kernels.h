@@ -113,14 +113,15 @@ int gs__codec_isa_set(int isa);
 
 /* codec_avx2.c: whether the CPU has AVX2; quantize+pack whole 64-element runs, then one
  * 32-element run, of x[0..cnt) from chunk chunk0 (returns how many elements it did);
- * min/max/non-finite as gs__minmax; decode nch whole chunks of a group (fp32 when lut16 is NULL,
- * else 16-bit through the group's table). */
+ * min/max/non-finite as gs__minmax; decode nch whole chunks of a finite group to dtype. */
 int gs__avx2_supported(void);
 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
                        uint64_t chunk0, unsigned bits, uint8_t *out);
 int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx);
 void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                     const uint32_t *lut16, void *out);
+                     unsigned dtype, void *out);
+/* The decode's output conversion of 8 fp32 values (finite, or inf) to fp16/bf16 (tests). */
+void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]);
 
 /* Most lanes the CPU codec uses: ranges one call is split into, and threads the pool may have. */
 #define GS__MAX_THREADS 64

@@ -4,6 +4,8 @@
 
 #include <check.h>
 #include "../check_run.h"
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -93,11 +95,62 @@ START_TEST(test_forcing) {
 }
 END_TEST
 
+/* Converts the values at y[0..n) with the AVX2 lanes, 8 at a time, and checks each against
+ * gs__out_finite (the portable path's and the GPU's conversion). */
+static void check_out16(unsigned dtype, const float *y, size_t n) {
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint16_t got[8];
+    gs__avx2_out16(y + i, dtype, got);
+    for (unsigned e = 0; e < 8; e++)
+      ck_assert_msg(got[e] == (uint16_t)gs__out_finite(y[i + e], dtype),
+                    "dtype %u: %a (0x%08x) converts to 0x%04x, gs__out_finite gives 0x%04x", dtype,
+                    (double)y[i + e], gs__f2u(y[i + e]), got[e], gs__out_finite(y[i + e], dtype));
+  }
+}
+
+/* The decode's lane conversion to fp16/bf16 (nearest-even, saturating) at every rounding boundary:
+ * each finite 16-bit value, the midpoint to the next one (exact in fp32) and the fp32 values on
+ * either side of it, for both signs; then overflow, inf, fp32 subnormals and random patterns. */
+START_TEST(test_out16_boundaries) {
+  if (!gs__avx2_supported()) {
+    printf("SKIP: this CPU lacks AVX2/F16C\n");
+    return;
+  }
+  static float y[8 * 65536];
+  for (unsigned dtype = GS_DTYPE_F16; dtype <= GS_DTYPE_BF16; dtype++) {
+    size_t n = 0;
+    uint16_t inf = dtype == GS_DTYPE_F16 ? 0x7c00u : 0x7f80u;
+    for (uint32_t h = 0; h < inf; h++) {
+      float v = dtype == GS_DTYPE_F16 ? gs__f16_to_f32((uint16_t)h) : gs__bf16_to_f32((uint16_t)h);
+      float next = dtype == GS_DTYPE_F16 ? gs__f16_to_f32((uint16_t)(h + 1)) : gs__bf16_to_f32((uint16_t)(h + 1));
+      float mid = v + (next - v) / 2; /* exact: one more significand bit than the 16-bit format */
+      if (h + 1 == inf) mid = v + (v - (dtype == GS_DTYPE_F16 ? gs__f16_to_f32((uint16_t)(h - 1))
+                                                              : gs__bf16_to_f32((uint16_t)(h - 1)))) / 2;
+      const float pts[4] = {v, mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY)};
+      for (unsigned k = 0; k < 4; k++) y[n++] = pts[k], y[n++] = -pts[k];
+    }
+    check_out16(dtype, y, n);
+    const float edge[16] = {INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, 65504.0f, 65519.99f, 65520.0f,
+                            1e6f, 1e-45f, -1e-45f, 1.1754942e-38f, 5.96e-8f, 2.98e-8f, 2.9802326e-8f,
+                            0.0f, -0.0f};
+    check_out16(dtype, edge, 16);
+    uint64_t s = 12345 + dtype;
+    for (size_t i = 0; i < GS__N(y); i++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      uint32_t u = (uint32_t)(s >> 32);
+      y[i] = gs__u2f((u & 0x7f800000u) == 0x7f800000u ? u & 0xff7fffffu : u); /* finite */
+    }
+    check_out16(dtype, y, GS__N(y));
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("codec-isa");
   TCase *tc = tcase_create("paths");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_forcing);
+  tcase_add_test(tc, test_out16_boundaries);
   tcase_add_loop_test(tc, test_same_bytes_as_portable, 0, (int)GS__N(isas));
   suite_add_tcase(s, tc);
   return gs_check_run(s);
