@@ -366,10 +366,12 @@ template <int DT, int BITS> __device__ __forceinline__ void gs__probe_compress(c
   ((float *)k.dst)[0] = mn + mx + (float)bad; /* keeps the reduction alive */
 }
 
-/* Once per group and lane: the segment reduction (8 lanes, G = 256) and the meta. */
-template <int BITS> __device__ __forceinline__ void gs__probe_meta(const gs__kparams &k, float mn,
-                                                                   float mx, int bad) {
-  gs__warp_reduce(&mn, &mx, &bad, 8);
+/* Once per group and lane: the segment reduction over LANES lanes (8 for G = 256; 1, none, for
+ * 8 bits' groups of 32) and the meta. */
+template <int BITS, int LANES> __device__ __forceinline__ void gs__probe_meta(const gs__kparams &k,
+                                                                             float mn, float mx,
+                                                                             int bad) {
+  gs__warp_reduce(&mn, &mx, &bad, LANES);
   gs__meta m;
   gs__meta_compute(mn, mx, bad, BITS, &m);
   gs__emit_meta(k, threadIdx.x, &m);
@@ -396,11 +398,12 @@ template <int DT, int BITS> __device__ __forceinline__ void gs__probe_decompress
 GS__PROBE_WIDTHS(f32, 0)
 GS__PROBE_WIDTHS(f16, 1)
 GS__PROBE_WIDTHS(bf16, 2)
-#define GS__PROBE_META(BITS)                                                                      \
-  extern "C" __global__ void gs_probe_meta_b##BITS(gs__kparams k, float mn, float mx, int bad) {  \
-    gs__probe_meta<BITS>(k, mn, mx, bad);                                                         \
+#define GS__PROBE_META(BITS, LANES)                                                               \
+  extern "C" __global__ void gs_probe_meta_b##BITS##_l##LANES(gs__kparams k, float mn, float mx,  \
+                                                              int bad) {                          \
+    gs__probe_meta<BITS, LANES>(k, mn, mx, bad);                                                  \
   }
-GS__PROBE_META(2)
-GS__PROBE_META(4)
-GS__PROBE_META(8)
+GS__PROBE_META(2, 8)
+GS__PROBE_META(4, 8)
+GS__PROBE_META(8, 1)
 #endif

@@ -16,9 +16,12 @@ Assumptions of the prediction (not measurements; no GPU has run these kernels):
   sustained ISSUE_EFF share is achievable in a memory-streaming kernel;
 - H100 SXM / H200: 132 SMs at 1.755 GHz sustained; device-to-device copy reaches COPY_EFF of the
   HBM peak (3.35 TB/s H100, 4.8 TB/s H200), counting bytes read + written;
-- compress at G = 256 holds 4 chunks (32 elements) per lane, so a lane pays the group's meta
-  (segment reduction + both candidate formats) once per 32 elements; decompress decodes the meta
-  word once per chunk (8 elements) and that cost is inside its probe;
+- the groups are the engine's (policy/model.c gs__group_at_bits): 256 elements at 2 and 4 bits,
+  32 at 8 bits;
+- compress holds 4 chunks (32 elements) per lane, so a lane pays its group's meta (the segment
+  reduction over 8 lanes at G = 256, none at G = 32, + both candidate formats) once per 32
+  elements; decompress decodes the meta word once per chunk (8 elements) and that cost is inside
+  its probe;
 - loop/index arithmetic (a few instructions per 32 elements) is not counted;
 - a kernel runs at min(memory rate, issue rate): predicted % = min(1, issue rate x bytes/element
   / copy rate).
@@ -29,15 +32,16 @@ import sys
 SMS, CLOCK = 132, 1.755e9
 ISSUE_EFF, COPY_EFF = 0.7, 0.9
 HBM = {"H100": 3.35e12, "H200": 4.8e12}
-GROUP, CHUNKS_PER_LANE = 256, 4
+GROUP = {2: 256, 4: 256, 8: 32}  # elements per group at each width, as the engine encodes
+CHUNKS_PER_LANE = 4
 ESIZE = {"f32": 4, "f16": 2, "bf16": 2}
 
 # The committed model: instructions per element, per kernel. The check fails when the PTX needs
 # more than 5 % above these; lower the numbers here when the kernels get cheaper.
 MODEL = {
-    ("compress", "f32", 2): 41.5, ("compress", "f32", 4): 40.5, ("compress", "f32", 8): 41.5,
-    ("compress", "f16", 2): 44.0, ("compress", "f16", 4): 43.0, ("compress", "f16", 8): 43.5,
-    ("compress", "bf16", 2): 42.5, ("compress", "bf16", 4): 41.5, ("compress", "bf16", 8): 42.0,
+    ("compress", "f32", 2): 41.5, ("compress", "f32", 4): 40.5, ("compress", "f32", 8): 40.0,
+    ("compress", "f16", 2): 44.0, ("compress", "f16", 4): 43.0, ("compress", "f16", 8): 42.0,
+    ("compress", "bf16", 2): 42.5, ("compress", "bf16", 4): 41.5, ("compress", "bf16", 8): 40.5,
     ("decompress", "f32", 2): 16.0, ("decompress", "f32", 4): 15.0, ("decompress", "f32", 8): 15.5,
     ("decompress", "f16", 2): 27.0, ("decompress", "f16", 4): 26.0, ("decompress", "f16", 8): 26.0,
     ("decompress", "bf16", 2): 27.0, ("decompress", "bf16", 4): 26.0, ("decompress", "bf16", 8): 26.0,
@@ -69,7 +73,8 @@ def counts(ptx):
     for (kernel, dt, bits) in MODEL:
         if kernel == "compress":
             chunk = len(e["gs_probe_compress_%s_b%d" % (dt, bits)])
-            meta = len(e["gs_probe_meta_b%d" % bits])
+            lanes = max(1, GROUP[bits] // (8 * CHUNKS_PER_LANE))
+            meta = len(e["gs_probe_meta_b%d_l%d" % (bits, lanes)])
             res[(kernel, dt, bits)] = (chunk + meta / CHUNKS_PER_LANE) / 8
         else:
             res[(kernel, dt, bits)] = len(e["gs_probe_decompress_%s_b%d" % (dt, bits)]) / 8
@@ -78,7 +83,7 @@ def counts(ptx):
 
 def bytes_per_element(kernel, dt, bits):
     """Bytes read + written per element: the tensor, the packed levels, the metas (4 B/group)."""
-    return ESIZE[dt] + bits / 8 + 4 / GROUP
+    return ESIZE[dt] + bits / 8 + 4 / GROUP[bits]
 
 
 def predicted(instr, nbytes, gpu):
@@ -88,13 +93,13 @@ def predicted(instr, nbytes, gpu):
 
 
 def table(res):
-    rows = ["| kernel | dtype | bits | bytes/elem | instr/elem (PTX) | model | H100 % of copy | "
-            "H200 % of copy |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| kernel | dtype | bits | group | bytes/elem | instr/elem (PTX) | model | H100 % of copy | "
+            "H200 % of copy |", "|---|---|---|---|---|---|---|---|---|"]
     for key in MODEL:
         kernel, dt, bits = key
         b = bytes_per_element(*key)
-        rows.append("| %s | %s | %d | %.3f | %.1f | %s | %.0f %% | %.0f %% |" % (
-            kernel, dt, bits, b, res[key], MODEL[key] or "-", 100 * predicted(res[key], b, "H100"),
+        rows.append("| %s | %s | %d | %d | %.3f | %.1f | %s | %.0f %% | %.0f %% |" % (
+            kernel, dt, bits, GROUP[bits], b, res[key], MODEL[key] or "-", 100 * predicted(res[key], b, "H100"),
             100 * predicted(res[key], b, "H200")))
     return "\n".join(rows)
 
