@@ -98,14 +98,14 @@ GS__AVX2 static inline void gs__store_chunks(uint8_t *out, __m256i lo, __m256i h
     for (unsigned k = 0; k < bits; k++) out[c * bits + k] = (uint8_t)(v[c] >> (8 * k));
 }
 
-/* Quantizes and packs 64 elements x[0..64) (8 chunks, random words r) of a finite group. */
-GS__AVX2 static void gs__emit64(const float *x, const gs__meta *m, const __m256i r[4], unsigned bits,
-                                uint8_t *out) {
+/* Quantizes and packs 64 elements x[0..64) (8 chunks, random words r) of finite groups: lane c
+ * (chunk c) with the meta in lane c of minf and inv (one group's, or two groups' of 32). */
+GS__AVX2 static void gs__emit64(const float *x, __m256 minf, __m256 inv, const __m256i r[4],
+                                unsigned bits, uint8_t *out) {
   __m256 v[8];
   _Pragma("GCC unroll 16")
   for (int c = 0; c < 8; c++) v[c] = _mm256_loadu_ps(x + 8 * c);
   gs__transpose8(v); /* v[j]: element j of each chunk */
-  const __m256 minf = _mm256_set1_ps(m->minf), inv = _mm256_set1_ps(m->inv);
   const __m256 kf = _mm256_set1_ps((float)((1u << bits) - 1u)), scale = _mm256_set1_ps(7.62939453125e-06f);
   const __m256i mask16 = _mm256_set1_epi32(0xffff), one = _mm256_set1_epi32(1);
   __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
@@ -135,8 +135,22 @@ GS__AVX2 static void gs__emit32(const float *x, const gs__meta *m, uint64_t seed
   __m256i r[2][4];
   memcpy(buf, x, 32 * sizeof(float));
   gs__philox16(seed, tid, chunk0, r, 1);
-  gs__emit64(buf, m, r[0], bits, packed);
+  gs__emit64(buf, _mm256_set1_ps(m->minf), _mm256_set1_ps(m->inv), r[0], bits, packed);
   memcpy(out, packed, 4 * bits);
+}
+
+/* Four finite groups of 32 at x[0..128) (chunks chunk0 .. chunk0+15, metas m[0..4)): one Philox
+ * call for the 16 chunks and two passes of 8 lanes, each lane with its own group's meta. */
+GS__AVX2 void gs__avx2_emit_g32x4(const float *x, const gs__meta m[4], uint64_t seed, uint64_t tid,
+                                  uint64_t chunk0, unsigned bits, uint8_t *out) {
+  __m256i r[2][4];
+  gs__philox16(seed, tid, chunk0, r, 2);
+  for (int h = 0; h < 2; h++) {
+    const gs__meta *a = &m[2 * h], *b = &m[2 * h + 1];
+    __m256 minf = _mm256_setr_ps(a->minf, a->minf, a->minf, a->minf, b->minf, b->minf, b->minf, b->minf);
+    __m256 inv = _mm256_setr_ps(a->inv, a->inv, a->inv, a->inv, b->inv, b->inv, b->inv, b->inv);
+    gs__emit64(x + 64 * h, minf, inv, r[h], bits, out + 8 * bits * h);
+  }
 }
 
 GS__AVX2 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
@@ -148,12 +162,13 @@ GS__AVX2 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m,
     return done;
   }
   __m256i r[2][4];
+  const __m256 minf = _mm256_set1_ps(m->minf), inv = _mm256_set1_ps(m->inv);
   while (done + 64 <= cnt) {
     gs__philox16(seed, tid, chunk0, r, done + 128 <= cnt ? 2 : 1);
-    gs__emit64(x + done, m, r[0], bits, out);
+    gs__emit64(x + done, minf, inv, r[0], bits, out);
     done += 64, chunk0 += 8, out += 8 * bits;
     if (done + 64 > cnt) break;
-    gs__emit64(x + done, m, r[1], bits, out);
+    gs__emit64(x + done, minf, inv, r[1], bits, out);
     done += 64, chunk0 += 8, out += 8 * bits;
   }
   if (done + 32 <= cnt) {
@@ -161,6 +176,15 @@ GS__AVX2 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m,
     done += 32;
   }
   return done;
+}
+
+GS__AVX2 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out) {
+  if (_mm_getcsr() & 0x0040u) return -ENOTSUP; /* DAZ: whether F16C honours it is not worth a bet */
+  unsigned e = 0;
+  for (; e + 8 <= n; e += 8)
+    _mm256_storeu_ps(out + e, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + e))));
+  for (; e < n; e++) out[e] = gs__f16_to_f32(s[e]);
+  return 0;
 }
 
 /* gs__minmax of codec_cpu.c: the same 8 lanes (element e in lane e % 8), the same compare-select
@@ -215,8 +239,8 @@ GS__AVX2 static inline __m256i gs__levels(const uint8_t *in, unsigned bits, __m2
 /* gs__out_finite(y, dtype) for fp16/bf16 in 8 lanes, y finite or an overflow's inf (never NaN):
  * nearest-even, a finite y that rounds to inf saturated to the largest finite value. bf16 rounds
  * on the bits; fp16 takes F16C's conversion with nearest-even in the instruction (MXCSR's rounding
- * field unused; its flush-to-zero ignored; an fp32 subnormal input is far below fp16's least
- * subnormal and gives a signed zero with or without denormals-are-zero). tests/kernels
+ * field unused; never called with flush-to-zero or denormals-are-zero set, see gs__avx2_decode).
+ * tests/kernels
  * check-codec-isa proves both equal to gs__out_finite at every rounding boundary. */
 GS__AVX2 static inline __attribute__((always_inline)) __m128i gs__out16x8(__m256 y, unsigned dtype) {
   __m256i u = _mm256_castps_si256(y), a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
@@ -259,11 +283,13 @@ gs__decode_as(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
   }
 }
 
-GS__AVX2 void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                              unsigned dtype, void *out) {
+GS__AVX2 uint64_t gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
+                                  unsigned dtype, void *out) {
   if (dtype == GS_DTYPE_F32) gs__decode_as(in, nch, bits, m, GS_DTYPE_F32, out);
   else if (dtype == GS_DTYPE_BF16) gs__decode_as(in, nch, bits, m, GS_DTYPE_BF16, out);
+  else if (_mm_getcsr() & 0x8040u) return 0; /* FTZ/DAZ: F16C's subnormal outputs are not worth a bet */
   else gs__decode_as(in, nch, bits, m, GS_DTYPE_F16, out);
+  return nch;
 }
 
 int gs__avx2_supported(void) {
@@ -287,9 +313,18 @@ int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx) {
 void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]) {
   (void)y, (void)dtype, (void)out;
 }
-void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                     unsigned dtype, void *out) {
+int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out) {
+  (void)s, (void)n, (void)out;
+  return -ENOTSUP;
+}
+void gs__avx2_emit_g32x4(const float *x, const gs__meta m[4], uint64_t seed, uint64_t tid,
+                         uint64_t chunk0, unsigned bits, uint8_t *out) {
+  (void)x, (void)m, (void)seed, (void)tid, (void)chunk0, (void)bits, (void)out;
+}
+uint64_t gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
+                         unsigned dtype, void *out) {
   (void)in, (void)nch, (void)bits, (void)m, (void)dtype, (void)out;
+  return 0;
 }
 
 #endif

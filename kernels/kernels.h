@@ -113,13 +113,20 @@ int gs__codec_isa_set(int isa);
 
 /* codec_avx2.c: whether the CPU has AVX2; quantize+pack whole 64-element runs, then one
  * 32-element run, of x[0..cnt) from chunk chunk0 (returns how many elements it did);
- * min/max/non-finite as gs__minmax; decode nch whole chunks of a finite group to dtype. */
+ * min/max/non-finite as gs__minmax; decode nch whole chunks of a finite group to dtype (returns
+ * the chunks done: 0 for fp16 while this thread's MXCSR flushes subnormals). */
 int gs__avx2_supported(void);
 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
                        uint64_t chunk0, unsigned bits, uint8_t *out);
 int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx);
-void gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                     unsigned dtype, void *out);
+/* Quantize+pack four whole, finite groups of 32 at x[0..128), from chunk chunk0, metas m[0..4). */
+void gs__avx2_emit_g32x4(const float *x, const gs__meta m[4], uint64_t seed, uint64_t tid,
+                         uint64_t chunk0, unsigned bits, uint8_t *out);
+uint64_t gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
+                         unsigned dtype, void *out);
+/* fp16 s[0..n) to fp32 out, exactly (F16C); -ENOTSUP when denormals-are-zero is set in this
+ * thread's MXCSR (the caller converts in software then: fp16 subnormals must stay). */
+int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out);
 /* The decode's output conversion of 8 fp32 values (finite, or inf) to fp16/bf16 (tests). */
 void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]);
 

@@ -5,6 +5,9 @@
 #include <check.h>
 #include "../check_run.h"
 #include <float.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,12 +148,47 @@ START_TEST(test_out16_boundaries) {
 }
 END_TEST
 
+#if defined(__x86_64__)
+/* fp16 with subnormals gives the portable path's bytes with flush-to-zero and denormals-are-zero
+ * set in MXCSR too (as torch.set_flush_denormal(True) does): the AVX2 path then converts fp16 in
+ * software instead of with F16C, both ways. */
+START_TEST(test_f16_under_ftz_daz) {
+  if (!gs__avx2_supported()) {
+    printf("SKIP: this CPU lacks AVX2/F16C\n");
+    return;
+  }
+  enum { N = 4096 };
+  static uint16_t src[N], out[2][N];
+  for (unsigned i = 0; i < N; i++) src[i] = (uint16_t)((i * 7u) & 0x83ffu); /* subnormals, both signs */
+  gs_codec_params p = {.n = N, .dtype = GS_DTYPE_F16, .bits = 8, .group = 32, .seed = 3};
+  size_t size = gs_codec_size(&p);
+  uint8_t *buf[2] = {malloc(size), malloc(size)};
+  ck_assert(buf[0] && buf[1]);
+  unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u);
+  for (int k = 0; k < 2; k++) {
+    ck_assert_int_eq(gs__codec_isa_set(k ? GS__ISA_AVX2 : GS__ISA_PORTABLE), 0);
+    ck_assert_int_eq(gs_compress_cpu(&p, src, buf[k], 1), 0);
+    ck_assert_int_eq(gs_decompress_cpu(buf[k], size, out[k], &p, 1), 0);
+  }
+  _mm_setcsr(csr);
+  gs__codec_isa_set(GS__ISA_AUTO);
+  ck_assert_msg(memcmp(buf[0], buf[1], size) == 0, "fp16 under FTZ/DAZ: compressed bytes differ");
+  ck_assert_msg(memcmp(out[0], out[1], sizeof(out[0])) == 0, "fp16 under FTZ/DAZ: decoded values differ");
+  free(buf[0]), free(buf[1]);
+}
+END_TEST
+#endif
+
 int main(void) {
   Suite *s = suite_create("codec-isa");
   TCase *tc = tcase_create("paths");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_forcing);
   tcase_add_test(tc, test_out16_boundaries);
+#if defined(__x86_64__)
+  tcase_add_test(tc, test_f16_under_ftz_daz);
+#endif
   tcase_add_loop_test(tc, test_same_bytes_as_portable, 0, (int)GS__N(isas));
   suite_add_tcase(s, tc);
   return gs_check_run(s);
