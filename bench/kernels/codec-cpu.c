@@ -1,7 +1,8 @@
 /* codec-cpu.c: the CPU twin on one core, per path (portable, AVX2), beside memcpy on that core.
  * Times are the thread's CPU time, so a loaded shared machine slows the figures less than wall
  * time would (caches and memory bandwidth are still shared).
- * Usage: codec-cpu [MiB] [all] [group]. */
+ * Usage: codec-cpu [MiB] [all | BITS] [group]: every dtype and width, or fp32 and bf16 at BITS
+ * (default 4), in groups of `group` elements (default 256). */
 #include "kernels.h"
 #include "testdata.h"
 
@@ -42,6 +43,8 @@ static double timed(int what, const gs_codec_params *p, const void *src, void *b
 int main(int argc, char **argv) {
   size_t mib = argc > 1 ? (size_t)atoi(argv[1]) : 64, bytes = mib << 20;
   int all = argc > 2 && strcmp(argv[2], "all") == 0;
+  unsigned only = argc > 2 && !all ? (unsigned)atoi(argv[2]) : 4;
+  if (only < 1 || only > 8) return fprintf(stderr, "codec-cpu: bits must be 1..8 or 'all'\n"), 2;
   /* Optional: the group (8 bits encodes in groups of 32, policy/model.c gs__group_at_bits). */
   uint32_t group = argc > 3 ? (uint32_t)atoi(argv[3]) : 256;
   uint8_t *src = malloc(bytes), *out = malloc(bytes);
@@ -52,7 +55,7 @@ int main(int argc, char **argv) {
     uint64_t n = bytes / gs_dtype_bytes((gs_dtype)dtype);
     gs_td_fill(src, NULL, n, dtype, GS_TD_NORMAL, 1);
     for (unsigned bits = 1; bits <= 8; bits++) {
-      if (!all && !(dtype == 0 && bits == 4) && !(dtype == 2 && bits == 4)) continue;
+      if (!all && (dtype == 1 || bits != only)) continue;
       gs_codec_params p = {.n = n, .dtype = (gs_dtype)dtype, .bits = bits, .group = group};
       void *buf = malloc(gs_codec_size(&p));
       for (int isa = GS__ISA_PORTABLE; isa <= GS__ISA_AVX2; isa++) {

@@ -111,6 +111,10 @@ static void check_out16(unsigned dtype, const float *y, size_t n) {
   }
 }
 
+static float as_f32(unsigned dtype, uint32_t h) {
+  return dtype == GS_DTYPE_F16 ? gs__f16_to_f32((uint16_t)h) : gs__bf16_to_f32((uint16_t)h);
+}
+
 /* The decode's lane conversion to fp16/bf16 (nearest-even, saturating) at every rounding boundary:
  * each finite 16-bit value, the midpoint to the next one (exact in fp32) and the fp32 values on
  * either side of it, for both signs; then overflow, inf, fp32 subnormals and random patterns. */
@@ -124,11 +128,9 @@ START_TEST(test_out16_boundaries) {
     size_t n = 0;
     uint16_t inf = dtype == GS_DTYPE_F16 ? 0x7c00u : 0x7f80u;
     for (uint32_t h = 0; h < inf; h++) {
-      float v = dtype == GS_DTYPE_F16 ? gs__f16_to_f32((uint16_t)h) : gs__bf16_to_f32((uint16_t)h);
-      float next = dtype == GS_DTYPE_F16 ? gs__f16_to_f32((uint16_t)(h + 1)) : gs__bf16_to_f32((uint16_t)(h + 1));
+      float v = as_f32(dtype, h), next = as_f32(dtype, h + 1);
       float mid = v + (next - v) / 2; /* exact: one more significand bit than the 16-bit format */
-      if (h + 1 == inf) mid = v + (v - (dtype == GS_DTYPE_F16 ? gs__f16_to_f32((uint16_t)(h - 1))
-                                                              : gs__bf16_to_f32((uint16_t)(h - 1)))) / 2;
+      if (h + 1 == inf) mid = v + (v - as_f32(dtype, h - 1)) / 2; /* where rounding overflows */
       const float pts[4] = {v, mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY)};
       for (unsigned k = 0; k < 4; k++) y[n++] = pts[k], y[n++] = -pts[k];
     }
