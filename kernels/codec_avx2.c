@@ -189,6 +189,86 @@ GS__AVX2 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out) {
   return 0;
 }
 
+/* ---- group metadata, four groups at a time ---- */
+
+/* fp16/bf16 patterns (in 32-bit lanes) of finite x rounded down (down) or up, and their values:
+ * fp16 with F16C, bf16 on the bits (gs__f32_to_bf16: away from zero when bits are dropped and the
+ * sign is the direction's). */
+GS__AVX2 static GS__INLINE __m128i gs__round16x4(__m128 x, int is_bf16, int down, __m128 *value) {
+  if (!is_bf16) {
+    __m128i h = down ? _mm_cvtps_ph(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)
+                     : _mm_cvtps_ph(x, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+    *value = _mm_cvtph_ps(h);
+    return _mm_cvtepu16_epi32(h);
+  }
+  __m128i u = _mm_castps_si128(x), zero = _mm_setzero_si128();
+  __m128i neg = _mm_cmplt_epi32(u, zero);
+  __m128i dropped = _mm_xor_si128(_mm_cmpeq_epi32(_mm_and_si128(u, _mm_set1_epi32(0xffff)), zero),
+                                  _mm_set1_epi32(-1));
+  __m128i away = _mm_and_si128(dropped, down ? neg : _mm_xor_si128(neg, _mm_set1_epi32(-1)));
+  __m128i h = _mm_sub_epi32(_mm_srli_epi32(u, 16), away); /* away is -1 where it rounds away */
+  *value = _mm_castsi128_ps(_mm_slli_epi32(h, 16));
+  return h;
+}
+
+/* gs__meta_try in 4 lanes: the lanes where the candidate format represents the group (all ones),
+ * with its min and step as values (mf, sf) and fields (mb, sb). */
+GS__AVX2 static GS__INLINE __m128i gs__meta_try4(__m128 mn, __m128 mx, __m128 k, int is_bf16,
+                                                 __m128 *mf, __m128 *sf, __m128i *mb, __m128i *sb) {
+  const __m128i expo = _mm_set1_epi32(0x7f800000);
+  *mb = gs__round16x4(mn, is_bf16, 1, mf);
+  __m128i ok = _mm_cmplt_epi32(_mm_and_si128(_mm_castps_si128(*mf), expo), expo); /* finite */
+  __m128 d = _mm_sub_ps(mx, *mf);
+  ok = _mm_and_si128(ok, _mm_castps_si128(_mm_cmp_ps(d, _mm_set1_ps(GS_FMT_RANGE_LIMIT), _CMP_LE_OQ)));
+  __m128 pos = _mm_cmp_ps(d, _mm_setzero_ps(), _CMP_GT_OQ);
+  __m128 st = _mm_div_ps(d, k), floor = _mm_set1_ps(GS_FMT_STEP_FLOOR);
+  st = _mm_blendv_ps(st, floor, _mm_cmp_ps(st, floor, _CMP_LT_OQ));
+  __m128 sv;
+  __m128i sbits = gs__round16x4(st, is_bf16, 0, &sv);
+  __m128i sfinite = _mm_cmplt_epi32(_mm_and_si128(_mm_castps_si128(sv), expo), expo);
+  ok = _mm_and_si128(ok, _mm_or_si128(sfinite, _mm_castps_si128(_mm_cmp_ps(d, _mm_setzero_ps(), _CMP_NGT_UQ))));
+  *sf = _mm_and_ps(sv, pos);
+  *sb = _mm_and_si128(sbits, _mm_castps_si128(pos));
+  return ok;
+}
+
+GS__AVX2 int gs__avx2_meta4(const float mn[4], const float mx[4], const int bad[4], unsigned bits,
+                            gs__meta m[4]) {
+  if (_mm_getcsr() & 0x8040u) return -ENOTSUP; /* FTZ/DAZ: gs__meta_compute's own arithmetic */
+  const __m128 zero = _mm_setzero_ps(), k = _mm_set1_ps((float)((1u << bits) - 1u));
+  __m128 lo = _mm_add_ps(_mm_loadu_ps(mn), zero), hi = _mm_add_ps(_mm_loadu_ps(mx), zero); /* -0 -> +0 */
+  __m128i good = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)bad), _mm_setzero_si128());
+  __m128 mfa, sfa, mfb, sfb;
+  __m128i mba, sba, mbb, sbb;
+  __m128i ok_a = _mm_and_si128(good, gs__meta_try4(lo, hi, k, 0, &mfa, &sfa, &mba, &sba));
+  __m128i ok_b = _mm_and_si128(good, gs__meta_try4(lo, hi, k, 1, &mfb, &sfb, &mbb, &sbb));
+  /* The smaller step wins; ties: the larger min, then fp16 (gs__meta_compute). */
+  __m128 better = _mm_or_ps(_mm_cmp_ps(sfb, sfa, _CMP_LT_OQ),
+                            _mm_and_ps(_mm_cmp_ps(sfb, sfa, _CMP_EQ_OQ), _mm_cmp_ps(mfb, mfa, _CMP_GT_OQ)));
+  __m128i pick_b = _mm_and_si128(ok_b, _mm_or_si128(_mm_xor_si128(ok_a, _mm_set1_epi32(-1)),
+                                                     _mm_castps_si128(better)));
+  float minf[4], stepf[4], inv[4];
+  uint32_t mfield[4], sfield[4], okv[4];
+  __m128 sf = _mm_blendv_ps(sfa, sfb, _mm_castsi128_ps(pick_b));
+  _mm_storeu_ps(minf, _mm_blendv_ps(mfa, mfb, _mm_castsi128_ps(pick_b)));
+  _mm_storeu_ps(stepf, sf);
+  _mm_storeu_ps(inv, _mm_and_ps(_mm_div_ps(_mm_set1_ps(1.0f), sf), _mm_cmp_ps(sf, zero, _CMP_GT_OQ)));
+  _mm_storeu_si128((__m128i *)mfield, _mm_blendv_epi8(mba, mbb, pick_b));
+  _mm_storeu_si128((__m128i *)sfield, _mm_or_si128(_mm_blendv_epi8(sba, sbb, pick_b),
+                                                   _mm_and_si128(pick_b, _mm_set1_epi32(GS_FMT_STEP_BF16))));
+  _mm_storeu_si128((__m128i *)okv, _mm_or_si128(ok_a, ok_b));
+  for (int g = 0; g < 4; g++) {
+    if (!okv[g]) {
+      gs__meta_flagged(&m[g]);
+      continue;
+    }
+    m[g].minf = minf[g], m[g].stepf = stepf[g], m[g].inv = inv[g];
+    m[g].min_field = (uint16_t)mfield[g], m[g].step_field = (uint16_t)sfield[g];
+    m[g].nonfinite = 0;
+  }
+  return 0;
+}
+
 /* gs__minmax of codec_cpu.c: the same 8 lanes (element e in lane e % 8), the same compare-select
  * (min_ps(v, lo) is v < lo ? v : lo), the same reduction order, so the same min and max. */
 GS__AVX2 int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx) {
@@ -310,6 +390,11 @@ unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t
 int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx) {
   (void)x, (void)cnt, (void)mn, (void)mx;
   return -1;
+}
+int gs__avx2_meta4(const float mn[4], const float mx[4], const int bad[4], unsigned bits,
+                   gs__meta m[4]) {
+  (void)mn, (void)mx, (void)bad, (void)bits, (void)m;
+  return -ENOTSUP;
 }
 void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]) {
   (void)y, (void)dtype, (void)out;
