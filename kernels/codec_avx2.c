@@ -189,6 +189,37 @@ GS__AVX2 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out) {
   return 0;
 }
 
+/* Min and max over 8 lanes into lane 0 of each. */
+GS__AVX2 static GS__INLINE void gs__reduce8(__m256 *lo, __m256 *hi) {
+  __m256 l = _mm256_min_ps(*lo, _mm256_permute2f128_ps(*lo, *lo, 1));
+  __m256 h = _mm256_max_ps(*hi, _mm256_permute2f128_ps(*hi, *hi, 1));
+  l = _mm256_min_ps(l, _mm256_shuffle_ps(l, l, 0x4e));
+  h = _mm256_max_ps(h, _mm256_shuffle_ps(h, h, 0x4e));
+  *lo = _mm256_min_ps(l, _mm256_shuffle_ps(l, l, 0xb1));
+  *hi = _mm256_max_ps(h, _mm256_shuffle_ps(h, h, 0xb1));
+}
+
+/* Min, max and "holds Inf/NaN" of the four groups of 32 at x[0..128). Only the metas read them:
+ * min and max are exact, so the order they are taken in changes nothing but the sign of a zero,
+ * which gs__meta_compute folds; a group with Inf/NaN is flagged whatever its min and max. */
+GS__AVX2 void gs__avx2_minmax_g32x4(const float *x, float mn[4], float mx[4], int bad[4]) {
+  const __m256i expo = _mm256_set1_epi32(0x7f800000);
+  for (int g = 0; g < 4; g++) {
+    __m256 lo = _mm256_loadu_ps(x + 32 * g), hi = lo;
+    __m256i b = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(lo), expo), expo);
+    for (int c = 1; c < 4; c++) {
+      __m256 v = _mm256_loadu_ps(x + 32 * g + 8 * c);
+      lo = _mm256_min_ps(v, lo);
+      hi = _mm256_max_ps(v, hi);
+      b = _mm256_or_si256(b, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), expo), expo));
+    }
+    gs__reduce8(&lo, &hi);
+    mn[g] = _mm256_cvtss_f32(lo);
+    mx[g] = _mm256_cvtss_f32(hi);
+    bad[g] = !_mm256_testz_si256(b, b);
+  }
+}
+
 /* ---- group metadata, four groups at a time ---- */
 
 /* fp16/bf16 patterns (in 32-bit lanes) of finite x rounded down (down) or up, and their values:
@@ -395,6 +426,9 @@ int gs__avx2_meta4(const float mn[4], const float mx[4], const int bad[4], unsig
                    gs__meta m[4]) {
   (void)mn, (void)mx, (void)bad, (void)bits, (void)m;
   return -ENOTSUP;
+}
+void gs__avx2_minmax_g32x4(const float *x, float mn[4], float mx[4], int bad[4]) {
+  (void)x, (void)mn, (void)mx, (void)bad;
 }
 void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]) {
   (void)y, (void)dtype, (void)out;

@@ -192,11 +192,8 @@ static unsigned gs__compress_g32x4(gs__job *j, uint64_t g) {
   float buf[128], mn[4], mx[4];
   int bad[4];
   const float *x = gs__as_f32(j, g * 32, 128, buf);
-  for (unsigned k = 0; k < 4; k++) {
-    mn[k] = 3.4028234663852886e38f, mx[k] = -3.4028234663852886e38f;
-    bad[k] = gs__avx2_minmax(x + 32 * k, 32, &mn[k], &mx[k]);
-    if (bad[k]) return 0;
-  }
+  gs__avx2_minmax_g32x4(x, mn, mx, bad);
+  if (bad[0] | bad[1] | bad[2] | bad[3]) return 0;
   gs__meta m[4];
   if (gs__avx2_meta4(mn, mx, bad, p->bits, m) != 0)
     for (unsigned k = 0; k < 4; k++) gs__meta_compute(mn[k], mx[k], bad[k], p->bits, &m[k]);

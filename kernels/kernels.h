@@ -119,6 +119,8 @@ int gs__avx2_supported(void);
 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
                        uint64_t chunk0, unsigned bits, uint8_t *out);
 int gs__avx2_minmax(const float *x, unsigned cnt, float *mn, float *mx);
+/* Min, max and Inf/NaN of the four groups of 32 at x[0..128) (for gs__avx2_meta4). */
+void gs__avx2_minmax_g32x4(const float *x, float mn[4], float mx[4], int bad[4]);
 /* gs__meta_compute for four groups at once (the same metas, bit for bit); -ENOTSUP while this
  * thread's MXCSR has FTZ or DAZ set (call gs__meta_compute then). */
 int gs__avx2_meta4(const float mn[4], const float mx[4], const int bad[4], unsigned bits,
