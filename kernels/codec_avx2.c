@@ -257,7 +257,8 @@ GS__AVX2 static GS__INLINE __m128i gs__meta_try4(__m128 mn, __m128 mx, __m128 k,
   __m128 sv;
   __m128i sbits = gs__round16x4(st, is_bf16, 0, &sv);
   __m128i sfinite = _mm_cmplt_epi32(_mm_and_si128(_mm_castps_si128(sv), expo), expo);
-  ok = _mm_and_si128(ok, _mm_or_si128(sfinite, _mm_castps_si128(_mm_cmp_ps(d, _mm_setzero_ps(), _CMP_NGT_UQ))));
+  __m128i flat = _mm_castps_si128(_mm_cmp_ps(d, _mm_setzero_ps(), _CMP_NGT_UQ)); /* no step */
+  ok = _mm_and_si128(ok, _mm_or_si128(sfinite, flat));
   *sf = _mm_and_ps(sv, pos);
   *sb = _mm_and_si128(sbits, _mm_castps_si128(pos));
   return ok;
@@ -378,11 +379,24 @@ GS__AVX2 void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]) 
   _mm_storeu_si128((__m128i *)out, gs__out16x8(_mm256_loadu_ps(y), dtype));
 }
 
+/* Lane e all ones where bit e of the sign byte is set (the element was > 0), 32- or 16-bit lanes. */
+GS__AVX2 static GS__INLINE __m256i gs__sign_lanes32(unsigned byte) {
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)byte), bit), bit);
+}
+GS__AVX2 static GS__INLINE __m128i gs__sign_lanes16(unsigned byte) {
+  const __m128i bit = _mm_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128);
+  return _mm_cmpeq_epi16(_mm_and_si128(_mm_set1_epi16((short)byte), bit), bit);
+}
+
 /* Chunks [0, nch) of a finite group's data at in, 8 readable bytes at each chunk's start. Every
  * lane is min + (float)q * step, as gs__dequant, then fp32 as is or fp16/bf16 rounded in the lanes
- * (faster than a gather from a table of the group's levels). Inlined once per dtype. */
-GS__AVX2 static GS__INLINE void gs__decode_as(const uint8_t *in, uint64_t nch, unsigned bits,
-                                              const gs__meta *m, unsigned dtype, void *out) {
+ * (faster than a gather from a table of the group's levels). With a sign plane (signs: one byte
+ * per chunk), gs__sign_apply in the lanes: an element that was > 0 keeps a value > 0 (else the
+ * tiny one), any other is +0. Inlined once per dtype. */
+GS__AVX2 static GS__INLINE void gs__decode_as(const uint8_t *in, const uint8_t *signs, uint64_t nch,
+                                              unsigned bits, const gs__meta *m, unsigned dtype,
+                                              void *out) {
   __m256i shifts_lo = _mm256_setr_epi64x(0, bits, 2 * bits, 3 * bits);
   __m256i shifts_hi = _mm256_setr_epi64x(4 * bits, 5 * bits, 6 * bits, 7 * bits);
   __m256i mask = _mm256_set1_epi32((int)((1u << bits) - 1u));
@@ -390,17 +404,32 @@ GS__AVX2 static GS__INLINE void gs__decode_as(const uint8_t *in, uint64_t nch, u
   for (uint64_t c = 0; c < nch; c++) {
     __m256i q = gs__levels(in + c * bits, bits, shifts_lo, shifts_hi, mask);
     __m256 x = _mm256_add_ps(minf, _mm256_mul_ps(_mm256_cvtepi32_ps(q), stepf));
-    if (dtype == GS_DTYPE_F32) _mm256_storeu_ps((float *)out + c * 8, x);
-    else _mm_storeu_si128((__m128i *)((uint16_t *)out + c * 8), gs__out16x8(x, dtype));
+    if (dtype == GS_DTYPE_F32) {
+      __m256i y = _mm256_castps_si256(x);
+      if (signs) {
+        __m256i on = _mm256_blendv_epi8(_mm256_set1_epi32((int)gs__sign_tiny(dtype)), y,
+                                        _mm256_cmpgt_epi32(y, _mm256_setzero_si256()));
+        y = _mm256_and_si256(on, gs__sign_lanes32(signs[c]));
+      }
+      _mm256_storeu_si256((__m256i *)((float *)out + c * 8), y);
+      continue;
+    }
+    __m128i y = gs__out16x8(x, dtype);
+    if (signs) {
+      __m128i on = _mm_blendv_epi8(_mm_set1_epi16((short)gs__sign_tiny(dtype)), y,
+                                   _mm_cmpgt_epi16(y, _mm_setzero_si128()));
+      y = _mm_and_si128(on, gs__sign_lanes16(signs[c]));
+    }
+    _mm_storeu_si128((__m128i *)((uint16_t *)out + c * 8), y);
   }
 }
 
-GS__AVX2 uint64_t gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                                  unsigned dtype, void *out) {
-  if (dtype == GS_DTYPE_F32) gs__decode_as(in, nch, bits, m, GS_DTYPE_F32, out);
-  else if (dtype == GS_DTYPE_BF16) gs__decode_as(in, nch, bits, m, GS_DTYPE_BF16, out);
+GS__AVX2 uint64_t gs__avx2_decode(const uint8_t *in, const uint8_t *signs, uint64_t nch,
+                                  unsigned bits, const gs__meta *m, unsigned dtype, void *out) {
+  if (dtype == GS_DTYPE_F32) gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_F32, out);
+  else if (dtype == GS_DTYPE_BF16) gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_BF16, out);
   else if (_mm_getcsr() & 0x8040u) return 0; /* FTZ/DAZ: F16C's subnormal outputs are not worth a bet */
-  else gs__decode_as(in, nch, bits, m, GS_DTYPE_F16, out);
+  else gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_F16, out);
   return nch;
 }
 
@@ -441,9 +470,9 @@ void gs__avx2_emit_g32x4(const float *x, const gs__meta m[4], uint64_t seed, uin
                          uint64_t chunk0, unsigned bits, uint8_t *out) {
   (void)x, (void)m, (void)seed, (void)tid, (void)chunk0, (void)bits, (void)out;
 }
-uint64_t gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                         unsigned dtype, void *out) {
-  (void)in, (void)nch, (void)bits, (void)m, (void)dtype, (void)out;
+uint64_t gs__avx2_decode(const uint8_t *in, const uint8_t *signs, uint64_t nch, unsigned bits,
+                         const gs__meta *m, unsigned dtype, void *out) {
+  (void)in, (void)signs, (void)nch, (void)bits, (void)m, (void)dtype, (void)out;
   return 0;
 }
 

@@ -223,7 +223,7 @@ static void gs__compress_run(void *arg, int i) {
 
 /* The chunks from c0 of a group ending at element i1 that the AVX2 loop decodes: whole chunks
  * with 8 bytes readable at their start (the buffer's last few are left to the scalar loop), of a
- * finite group without a sign plane. Returns how many it did. */
+ * finite group. Returns how many it did. */
 static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, uint64_t c0, uint64_t i1) {
   const gs__layout *l = j->l;
   unsigned bits = l->p.bits, esize = l->p.dtype == GS_DTYPE_F32 ? 4 : 2;
@@ -231,7 +231,8 @@ static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, uint64_t c0
   while (nch && l->data_off + (c0 + nch - 1) * bits + 8 > l->total) nch--;
   if (nch == 0) return 0;
   const uint8_t *in = (const uint8_t *)j->src + l->data_off + c0 * bits;
-  return gs__avx2_decode(in, nch, bits, m, l->p.dtype, j->dst + c0 * 8 * esize);
+  const uint8_t *signs = (l->p.flags & GS_FMT_FLAG_RELU) ? (const uint8_t *)j->src + l->mask_off + c0 : NULL;
+  return gs__avx2_decode(in, signs, nch, bits, m, l->p.dtype, j->dst + c0 * 8 * esize);
 }
 
 /* Output bit pattern of level q; with the sign plane, of an element whose sign bit is pos (a
@@ -250,7 +251,7 @@ static uint32_t gs__level_bits(const gs__meta *m, unsigned q, unsigned dtype, in
  * levels, each level is converted once into a table (the same function of q as everywhere, so the
  * same bytes) and decoding is a lookup per element; a smaller group (8 bits' groups of 32: 256
  * levels for 32 elements) converts its elements one by one instead. The AVX2 loop needs no table:
- * it converts in the lanes, faster than a gather; non-finite groups and sign planes take the
+ * it converts in the lanes (sign planes too), faster than a gather; non-finite groups take the
  * scalar loop. */
 static void gs__decompress_group(gs__job *j, uint64_t g) {
   const gs_codec_params *p = j->p;
@@ -262,7 +263,7 @@ static void gs__decompress_group(gs__job *j, uint64_t g) {
   gs__meta_decode((uint16_t)(meta[0] | meta[1] << 8), (uint16_t)(meta[2] | meta[3] << 8), &m);
   unsigned bits = p->bits, levels = 1u << bits;
   int sign = (p->flags & GS_FMT_FLAG_RELU) && !m.nonfinite;
-  int wide = j->isa == GS__ISA_AVX2 && !sign && !m.nonfinite;
+  int wide = j->isa == GS__ISA_AVX2 && !m.nonfinite;
   int table = levels <= i1 - i0 && !wide;
   uint32_t lut[512]; /* [pos * levels + q] */
   for (unsigned q = 0; table && q < levels; q++) {

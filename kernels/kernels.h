@@ -113,8 +113,9 @@ int gs__codec_isa_set(int isa);
 
 /* codec_avx2.c: whether the CPU has AVX2; quantize+pack whole 64-element runs, then one
  * 32-element run, of x[0..cnt) from chunk chunk0 (returns how many elements it did);
- * min/max/non-finite as gs__minmax; decode nch whole chunks of a finite group to dtype (returns
- * the chunks done: 0 for fp16 while this thread's MXCSR flushes subnormals). */
+ * min/max/non-finite as gs__minmax; decode nch whole chunks of a finite group to dtype, with the
+ * chunks' sign bytes when there is a sign plane (returns the chunks done: 0 for fp16 while this
+ * thread's MXCSR flushes subnormals). */
 int gs__avx2_supported(void);
 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m, uint64_t seed, uint64_t tid,
                        uint64_t chunk0, unsigned bits, uint8_t *out);
@@ -128,8 +129,8 @@ int gs__avx2_meta4(const float mn[4], const float mx[4], const int bad[4], unsig
 /* Quantize+pack four whole, finite groups of 32 at x[0..128), from chunk chunk0, metas m[0..4). */
 void gs__avx2_emit_g32x4(const float *x, const gs__meta m[4], uint64_t seed, uint64_t tid,
                          uint64_t chunk0, unsigned bits, uint8_t *out);
-uint64_t gs__avx2_decode(const uint8_t *in, uint64_t nch, unsigned bits, const gs__meta *m,
-                         unsigned dtype, void *out);
+uint64_t gs__avx2_decode(const uint8_t *in, const uint8_t *signs, uint64_t nch, unsigned bits,
+                         const gs__meta *m, unsigned dtype, void *out);
 /* fp16 s[0..n) to fp32 out, exactly (F16C); -ENOTSUP when denormals-are-zero is set in this
  * thread's MXCSR (the caller converts in software then: fp16 subnormals must stay). */
 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out);

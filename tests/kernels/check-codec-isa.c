@@ -85,8 +85,10 @@ START_TEST(test_same_bytes_as_portable) {
   /* With the ReLU sign plane (GS_CODEC_RELU_MASK): written by compress, applied by decompress. */
   for (unsigned dtype = 0; dtype < 3; dtype++)
     for (unsigned bits = 1; bits <= 8; bits += 3)
-      for (size_t k = 0; k < GS__N(sizes); k++)
+      for (size_t k = 0; k < GS__N(sizes); k++) {
         compare(isa, sizes[k], dtype, bits, 256, (unsigned)(k & 1), 1, GS_CODEC_RELU_MASK);
+        compare(isa, sizes[k], dtype, bits, 32, (unsigned)(k & 1), 1, GS_CODEC_RELU_MASK);
+      }
   /* Split over threads: ranges start at group boundaries inside 64-element runs of the buffer. */
   compare(isa, 3u << 20, GS_DTYPE_F32, 3, 96, 1, 3, 0);
   compare(isa, 3u << 20, GS_DTYPE_BF16, 4, 32, 0, 4, GS_CODEC_RELU_MASK);
