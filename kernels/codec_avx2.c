@@ -180,6 +180,13 @@ GS__AVX2 unsigned gs__avx2_emit(const float *x, unsigned cnt, const gs__meta *m,
   return done;
 }
 
+GS__AVX2 unsigned gs__avx2_signs(const float *x, unsigned nch, uint8_t *out) {
+  for (unsigned c = 0; c < nch; c++) /* bit j: x[j] > 0, false for NaN, as gs__sign8 */
+    out[c] = (uint8_t)_mm256_movemask_ps(
+        _mm256_cmp_ps(_mm256_loadu_ps(x + 8 * c), _mm256_setzero_ps(), _CMP_GT_OQ));
+  return nch;
+}
+
 GS__AVX2 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out) {
   if (_mm_getcsr() & 0x0040u) return -ENOTSUP; /* DAZ: whether F16C honours it is not worth a bet */
   unsigned e = 0;
@@ -465,6 +472,10 @@ void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]) {
 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out) {
   (void)s, (void)n, (void)out;
   return -ENOTSUP;
+}
+unsigned gs__avx2_signs(const float *x, unsigned nch, uint8_t *out) {
+  (void)x, (void)nch, (void)out;
+  return 0;
 }
 void gs__avx2_emit_g32x4(const float *x, const gs__meta m[4], uint64_t seed, uint64_t tid,
                          uint64_t chunk0, unsigned bits, uint8_t *out) {

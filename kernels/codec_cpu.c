@@ -110,8 +110,9 @@ static void gs__store_packed(uint8_t *out, uint64_t v, unsigned nbytes) {
 
 /* The sign plane's bytes of x[0..cnt), the elements from index i (a multiple of 8). */
 static void gs__emit_signs(const gs__job *j, uint64_t i, const float *x, unsigned cnt) {
-  for (unsigned c = 0; c * 8 < cnt; c++)
-    j->dst[j->l->mask_off + i / 8 + c] = (uint8_t)gs__sign8(x + c * 8, cnt - c * 8 < 8 ? cnt - c * 8 : 8);
+  uint8_t *out = j->dst + j->l->mask_off + i / 8;
+  unsigned c = j->isa == GS__ISA_AVX2 ? gs__avx2_signs(x, cnt / 8, out) : 0;
+  for (; c * 8 < cnt; c++) out[c] = (uint8_t)gs__sign8(x + c * 8, cnt - c * 8 < 8 ? cnt - c * 8 : 8);
 }
 
 /* Quantizes and packs x[0..cnt), the elements from index i (a multiple of 8). */

@@ -131,6 +131,8 @@ void gs__avx2_emit_g32x4(const float *x, const gs__meta m[4], uint64_t seed, uin
                          uint64_t chunk0, unsigned bits, uint8_t *out);
 uint64_t gs__avx2_decode(const uint8_t *in, const uint8_t *signs, uint64_t nch, unsigned bits,
                          const gs__meta *m, unsigned dtype, void *out);
+/* The sign-plane bytes (gs__sign8) of nch whole chunks at x; returns nch. */
+unsigned gs__avx2_signs(const float *x, unsigned nch, uint8_t *out);
 /* fp16 s[0..n) to fp32 out, exactly (F16C); -ENOTSUP when denormals-are-zero is set in this
  * thread's MXCSR (the caller converts in software then: fp16 subnormals must stay). */
 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out);
