@@ -149,8 +149,8 @@ GS__AVX2 void gs__avx2_emit_g32x4(const float *x, const gs__meta m[4], uint64_t 
   gs__philox16(seed, tid, chunk0, r, 2);
   for (int h = 0; h < 2; h++) {
     const gs__meta *a = &m[2 * h], *b = &m[2 * h + 1];
-    __m256 minf = _mm256_setr_ps(a->minf, a->minf, a->minf, a->minf, b->minf, b->minf, b->minf, b->minf);
-    __m256 inv = _mm256_setr_ps(a->inv, a->inv, a->inv, a->inv, b->inv, b->inv, b->inv, b->inv);
+    __m256 minf = _mm256_set_m128(_mm_set1_ps(b->minf), _mm_set1_ps(a->minf)); /* lanes 0-3: a */
+    __m256 inv = _mm256_set_m128(_mm_set1_ps(b->inv), _mm_set1_ps(a->inv));
     gs__emit64(x + 64 * h, minf, inv, r[h], bits, out + 8 * bits * h);
   }
 }
@@ -218,7 +218,8 @@ GS__AVX2 void gs__avx2_minmax_g32x4(const float *x, float mn[4], float mx[4], in
       __m256 v = _mm256_loadu_ps(x + 32 * g + 8 * c);
       lo = _mm256_min_ps(v, lo);
       hi = _mm256_max_ps(v, hi);
-      b = _mm256_or_si256(b, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), expo), expo));
+      __m256i e = _mm256_and_si256(_mm256_castps_si256(v), expo);
+      b = _mm256_or_si256(b, _mm256_cmpeq_epi32(e, expo));
     }
     gs__reduce8(&lo, &hi);
     mn[g] = _mm256_cvtss_f32(lo);
@@ -275,15 +276,16 @@ GS__AVX2 int gs__avx2_meta4(const float mn[4], const float mx[4], const int bad[
                             gs__meta m[4]) {
   if (_mm_getcsr() & 0x8040u) return -ENOTSUP; /* FTZ/DAZ: gs__meta_compute's own arithmetic */
   const __m128 zero = _mm_setzero_ps(), k = _mm_set1_ps((float)((1u << bits) - 1u));
-  __m128 lo = _mm_add_ps(_mm_loadu_ps(mn), zero), hi = _mm_add_ps(_mm_loadu_ps(mx), zero); /* -0 -> +0 */
+  /* -0 -> +0, as gs__meta_compute */
+  __m128 lo = _mm_add_ps(_mm_loadu_ps(mn), zero), hi = _mm_add_ps(_mm_loadu_ps(mx), zero);
   __m128i good = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)bad), _mm_setzero_si128());
   __m128 mfa, sfa, mfb, sfb;
   __m128i mba, sba, mbb, sbb;
   __m128i ok_a = _mm_and_si128(good, gs__meta_try4(lo, hi, k, 0, &mfa, &sfa, &mba, &sba));
   __m128i ok_b = _mm_and_si128(good, gs__meta_try4(lo, hi, k, 1, &mfb, &sfb, &mbb, &sbb));
   /* The smaller step wins; ties: the larger min, then fp16 (gs__meta_compute). */
-  __m128 better = _mm_or_ps(_mm_cmp_ps(sfb, sfa, _CMP_LT_OQ),
-                            _mm_and_ps(_mm_cmp_ps(sfb, sfa, _CMP_EQ_OQ), _mm_cmp_ps(mfb, mfa, _CMP_GT_OQ)));
+  __m128 tie = _mm_and_ps(_mm_cmp_ps(sfb, sfa, _CMP_EQ_OQ), _mm_cmp_ps(mfb, mfa, _CMP_GT_OQ));
+  __m128 better = _mm_or_ps(_mm_cmp_ps(sfb, sfa, _CMP_LT_OQ), tie);
   __m128i pick_b = _mm_and_si128(ok_b, _mm_or_si128(_mm_xor_si128(ok_a, _mm_set1_epi32(-1)),
                                                      _mm_castps_si128(better)));
   float minf[4], stepf[4], inv[4];
@@ -293,8 +295,8 @@ GS__AVX2 int gs__avx2_meta4(const float mn[4], const float mx[4], const int bad[
   _mm_storeu_ps(stepf, sf);
   _mm_storeu_ps(inv, _mm_and_ps(_mm_div_ps(_mm_set1_ps(1.0f), sf), _mm_cmp_ps(sf, zero, _CMP_GT_OQ)));
   _mm_storeu_si128((__m128i *)mfield, _mm_blendv_epi8(mba, mbb, pick_b));
-  _mm_storeu_si128((__m128i *)sfield, _mm_or_si128(_mm_blendv_epi8(sba, sbb, pick_b),
-                                                   _mm_and_si128(pick_b, _mm_set1_epi32(GS_FMT_STEP_BF16))));
+  __m128i bf16_flag = _mm_and_si128(pick_b, _mm_set1_epi32(GS_FMT_STEP_BF16));
+  _mm_storeu_si128((__m128i *)sfield, _mm_or_si128(_mm_blendv_epi8(sba, sbb, pick_b), bf16_flag));
   _mm_storeu_si128((__m128i *)okv, _mm_or_si128(ok_a, ok_b));
   for (int g = 0; g < 4; g++) {
     if (!okv[g]) {
@@ -366,12 +368,14 @@ GS__AVX2 static inline __m256i gs__levels(const uint8_t *in, unsigned bits, __m2
 GS__AVX2 static GS__INLINE __m128i gs__out16x8(__m256 y, unsigned dtype) {
   __m256i u = _mm256_castps_si256(y), a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
   __m256i finite32 = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7f800000), a);
-  __m128i finite = _mm_packs_epi32(_mm256_castsi256_si128(finite32), _mm256_extracti128_si256(finite32, 1));
+  __m128i finite =
+      _mm_packs_epi32(_mm256_castsi256_si128(finite32), _mm256_extracti128_si256(finite32, 1));
   __m128i h;
   if (dtype == GS_DTYPE_BF16) {
     /* Adding under 2^16 to a value at most inf's pattern never carries into the sign. */
     __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i hs = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd)), 16);
+    __m256i bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd);
+    __m256i hs = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
     h = _mm_packus_epi32(_mm256_castsi256_si128(hs), _mm256_extracti128_si256(hs, 1));
   } else {
     h = _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -435,7 +439,7 @@ GS__AVX2 uint64_t gs__avx2_decode(const uint8_t *in, const uint8_t *signs, uint6
                                   unsigned bits, const gs__meta *m, unsigned dtype, void *out) {
   if (dtype == GS_DTYPE_F32) gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_F32, out);
   else if (dtype == GS_DTYPE_BF16) gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_BF16, out);
-  else if (_mm_getcsr() & 0x8040u) return 0; /* FTZ/DAZ: F16C's subnormal outputs are not worth a bet */
+  else if (_mm_getcsr() & 0x8040u) return 0; /* FTZ/DAZ: F16C's subnormals are not worth a bet */
   else gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_F16, out);
   return nch;
 }

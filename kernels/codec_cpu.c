@@ -202,7 +202,8 @@ static unsigned gs__compress_g32x4(gs__job *j, uint64_t g) {
     if (m[k].nonfinite) return 0; /* a range no format holds: flagged and counted one by one */
   for (unsigned k = 0; k < 4; k++) gs__put_meta(j, g + k, &m[k]);
   if (p->flags & GS_FMT_FLAG_RELU) gs__emit_signs(j, g * 32, x, 128);
-  gs__avx2_emit_g32x4(x, m, p->seed, p->tensor_id, g * 4, p->bits, j->dst + j->l->data_off + g * 4 * p->bits);
+  uint8_t *out = j->dst + j->l->data_off + g * 4 * p->bits;
+  gs__avx2_emit_g32x4(x, m, p->seed, p->tensor_id, g * 4, p->bits, out);
   return 4;
 }
 
@@ -232,7 +233,8 @@ static uint64_t gs__decode_wide(const gs__job *j, const gs__meta *m, uint64_t c0
   while (nch && l->data_off + (c0 + nch - 1) * bits + 8 > l->total) nch--;
   if (nch == 0) return 0;
   const uint8_t *in = (const uint8_t *)j->src + l->data_off + c0 * bits;
-  const uint8_t *signs = (l->p.flags & GS_FMT_FLAG_RELU) ? (const uint8_t *)j->src + l->mask_off + c0 : NULL;
+  const uint8_t *signs = NULL;
+  if (l->p.flags & GS_FMT_FLAG_RELU) signs = (const uint8_t *)j->src + l->mask_off + c0;
   return gs__avx2_decode(in, signs, nch, bits, m, l->p.dtype, j->dst + c0 * 8 * esize);
 }
 

@@ -185,7 +185,8 @@ START_TEST(test_f16_under_ftz_daz) {
   _mm_setcsr(csr);
   gs__codec_isa_set(GS__ISA_AUTO);
   ck_assert_msg(memcmp(buf[0], buf[1], size) == 0, "fp16 under FTZ/DAZ: compressed bytes differ");
-  ck_assert_msg(memcmp(out[0], out[1], sizeof(out[0])) == 0, "fp16 under FTZ/DAZ: decoded values differ");
+  ck_assert_msg(memcmp(out[0], out[1], sizeof(out[0])) == 0,
+                "fp16 under FTZ/DAZ: decoded values differ");
   free(buf[0]), free(buf[1]);
 }
 END_TEST
@@ -235,9 +236,11 @@ START_TEST(test_meta4_matches_scalar) {
     for (int g = 0; g < 4; g++) {
       gs__meta want;
       scalar_meta(mn[g], mx[g], bad[g], bits, &want);
-      ck_assert_msg(gs__f2u(got[g].minf) == gs__f2u(want.minf) && gs__f2u(got[g].stepf) == gs__f2u(want.stepf) &&
-                        gs__f2u(got[g].inv) == gs__f2u(want.inv) && got[g].min_field == want.min_field &&
-                        got[g].step_field == want.step_field && got[g].nonfinite == want.nonfinite,
+      int same = gs__f2u(got[g].minf) == gs__f2u(want.minf) &&
+                 gs__f2u(got[g].stepf) == gs__f2u(want.stepf) &&
+                 gs__f2u(got[g].inv) == gs__f2u(want.inv) && got[g].min_field == want.min_field &&
+                 got[g].step_field == want.step_field && got[g].nonfinite == want.nonfinite;
+      ck_assert_msg(same,
                     "bits %u min %a max %a bad %d: SIMD meta %04x/%04x (%a, %a, %a, %d), scalar %04x/%04x "
                     "(%a, %a, %a, %d)", bits, (double)mn[g], (double)mx[g], bad[g], got[g].min_field,
                     got[g].step_field, (double)got[g].minf, (double)got[g].stepf, (double)got[g].inv,
