@@ -11,6 +11,11 @@
 
 #define GS__AVX2 __attribute__((target("avx2,f16c")))
 
+/* Whether this thread's MXCSR flushes subnormals (FTZ, bit 15, or DAZ, bit 6), as
+ * torch.set_flush_denormal(True) sets it. F16C's conversions and the SIMD metas are then left to
+ * the software code, whose results under those modes are the reference. */
+static inline int gs__flushes_subnormals(void) { return (_mm_getcsr() & 0x8040u) != 0; }
+
 /* ---- compress ---- */
 
 /* High and low 32 bits of the 8 lane products a * m (32 x 32 -> 64 bits). */
@@ -188,7 +193,7 @@ GS__AVX2 unsigned gs__avx2_signs(const float *x, unsigned nch, uint8_t *out) {
 }
 
 GS__AVX2 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out) {
-  if (_mm_getcsr() & 0x0040u) return -ENOTSUP; /* DAZ: whether F16C honours it is not worth a bet */
+  if (gs__flushes_subnormals()) return -ENOTSUP;
   unsigned e = 0;
   for (; e + 8 <= n; e += 8)
     _mm256_storeu_ps(out + e, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + e))));
@@ -274,7 +279,7 @@ GS__AVX2 static GS__INLINE __m128i gs__meta_try4(__m128 mn, __m128 mx, __m128 k,
 
 GS__AVX2 int gs__avx2_meta4(const float mn[4], const float mx[4], const int bad[4], unsigned bits,
                             gs__meta m[4]) {
-  if (_mm_getcsr() & 0x8040u) return -ENOTSUP; /* FTZ/DAZ: gs__meta_compute's own arithmetic */
+  if (gs__flushes_subnormals()) return -ENOTSUP;
   const __m128 zero = _mm_setzero_ps(), k = _mm_set1_ps((float)((1u << bits) - 1u));
   /* -0 -> +0, as gs__meta_compute */
   __m128 lo = _mm_add_ps(_mm_loadu_ps(mn), zero), hi = _mm_add_ps(_mm_loadu_ps(mx), zero);
@@ -362,9 +367,8 @@ GS__AVX2 static inline __m256i gs__levels(const uint8_t *in, unsigned bits, __m2
 /* gs__out_finite(y, dtype) for fp16/bf16 in 8 lanes, y finite or an overflow's inf (never NaN):
  * nearest-even, a finite y that rounds to inf saturated to the largest finite value. bf16 rounds
  * on the bits; fp16 takes F16C's conversion with nearest-even in the instruction (MXCSR's rounding
- * field unused; never called with flush-to-zero or denormals-are-zero set, see gs__avx2_decode).
- * tests/kernels
- * check-codec-isa proves both equal to gs__out_finite at every rounding boundary. */
+ * field unused; never called while the thread flushes subnormals, see gs__avx2_decode).
+ * tests/kernels check-codec-isa proves both equal to gs__out_finite at every rounding boundary. */
 GS__AVX2 static GS__INLINE __m128i gs__out16x8(__m256 y, unsigned dtype) {
   __m256i u = _mm256_castps_si256(y), a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
   __m256i finite32 = _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7f800000), a);
@@ -439,7 +443,7 @@ GS__AVX2 uint64_t gs__avx2_decode(const uint8_t *in, const uint8_t *signs, uint6
                                   unsigned bits, const gs__meta *m, unsigned dtype, void *out) {
   if (dtype == GS_DTYPE_F32) gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_F32, out);
   else if (dtype == GS_DTYPE_BF16) gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_BF16, out);
-  else if (_mm_getcsr() & 0x8040u) return 0; /* FTZ/DAZ: F16C's subnormals are not worth a bet */
+  else if (gs__flushes_subnormals()) return 0;
   else gs__decode_as(in, signs, nch, bits, m, GS_DTYPE_F16, out);
   return nch;
 }

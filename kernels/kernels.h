@@ -133,8 +133,8 @@ uint64_t gs__avx2_decode(const uint8_t *in, const uint8_t *signs, uint64_t nch, 
                          const gs__meta *m, unsigned dtype, void *out);
 /* The sign-plane bytes (gs__sign8) of nch whole chunks at x; returns nch. */
 unsigned gs__avx2_signs(const float *x, unsigned nch, uint8_t *out);
-/* fp16 s[0..n) to fp32 out, exactly (F16C); -ENOTSUP when denormals-are-zero is set in this
- * thread's MXCSR (the caller converts in software then: fp16 subnormals must stay). */
+/* fp16 s[0..n) to fp32 out, exactly (F16C); -ENOTSUP while this thread's MXCSR flushes
+ * subnormals (the caller converts in software then: fp16 subnormals must stay). */
 int gs__avx2_f16_to_f32(const uint16_t *s, unsigned n, float *out);
 /* The decode's output conversion of 8 fp32 values (finite, or inf) to fp16/bf16 (tests). */
 void gs__avx2_out16(const float y[8], unsigned dtype, uint16_t out[8]);
