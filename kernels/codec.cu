@@ -222,7 +222,26 @@ template <int DT, int BITS> __device__ void gs__compress_t(const gs__kparams &k)
     gs__compress_large<DT, BITS>(k, C);
 }
 
-/* Decompress chunk c of group g with meta word mw: BITS-wide levels to output patterns. */
+/* The levels of chunk v decoded through gs__out_finite: for flagged groups (NaN) and for 16-bit
+ * outputs of groups whose top level overflows fp32 (a bf16 meta near FLT_MAX, or a crafted
+ * buffer), where Inf must stay Inf. Out of line, since real data rarely comes here, and returning
+ * by value, so the caller's patterns stay in registers. */
+struct gs__out8 {
+  uint32_t o[8];
+};
+template <int DT, int BITS> __device__ __noinline__ gs__out8 gs__decode_general(uint64_t v, gs__meta m) {
+  gs__out8 r;
+  uint32_t nan = DT == 0 ? 0x7fc00000u : DT == 1 ? 0x7e00u : 0x7fc0u; /* as gs__out_* give NaN */
+  for (unsigned j = 0; j < 8; j++) {
+    float y = gs__dequant(gs__unpack1(v, j, BITS), &m);
+    r.o[j] = m.nonfinite ? nan : gs__out_finite(y, DT);
+  }
+  return r;
+}
+
+/* Decompress chunk c of group g with meta word mw: BITS-wide levels to output patterns. The
+ * levels' values rise with the level (steps are >= 0, rounding is monotone), so when the top
+ * level's is finite all are, and the saturation is a clamp before the conversion. */
 template <int DT, int BITS> __device__ __forceinline__ void gs__decode_chunk(const gs__kparams &k,
                                                                              uint64_t c, uint32_t mw,
                                                                              bool ok, uint32_t o[8]) {
@@ -233,12 +252,15 @@ template <int DT, int BITS> __device__ __forceinline__ void gs__decode_chunk(con
   uint64_t v = gs__load_packed<BITS>(src + k.data_off + c * BITS);
   bool sign = (k.flags & GS_FMT_FLAG_RELU) && !m.nonfinite;
   uint32_t s = sign ? src[k.mask_off + c] : 0u;
-  uint32_t nan = DT == 0 ? 0x7fc00000u : DT == 1 ? 0x7e00u : 0x7fc0u; /* as gs__out_* give NaN */
-  for (unsigned j = 0; j < 8; j++) {
-    float y = gs__dequant(gs__unpack1(v, j, BITS), &m);
-    o[j] = m.nonfinite ? nan : gs__out_finite(y, DT);
-    if (sign) o[j] = gs__sign_apply(o[j], (s >> j) & 1u, DT);
+  /* fp32: a flagged group's levels are gs__dequant's NaN, the pattern gs__out_finite gives. */
+  if (DT != 0 && (m.nonfinite || gs__nonfinite(gs__dequant((1u << BITS) - 1u, &m)))) {
+    gs__out8 r = gs__decode_general<DT, BITS>(v, m);
+    for (unsigned j = 0; j < 8; j++) o[j] = r.o[j];
+  } else {
+    for (unsigned j = 0; j < 8; j++) o[j] = gs__out_sat(gs__dequant(gs__unpack1(v, j, BITS), &m), DT);
   }
+  if (sign)
+    for (unsigned j = 0; j < 8; j++) o[j] = gs__sign_apply(o[j], (s >> j) & 1u, DT);
 }
 
 /* With k.report: the last block to finish publishes the header's non-finite count to the host-

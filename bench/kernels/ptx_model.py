@@ -43,8 +43,8 @@ MODEL = {
     ("compress", "f16", 2): 44.0, ("compress", "f16", 4): 43.0, ("compress", "f16", 8): 42.0,
     ("compress", "bf16", 2): 42.5, ("compress", "bf16", 4): 41.5, ("compress", "bf16", 8): 40.5,
     ("decompress", "f32", 2): 16.0, ("decompress", "f32", 4): 15.0, ("decompress", "f32", 8): 15.5,
-    ("decompress", "f16", 2): 27.0, ("decompress", "f16", 4): 26.0, ("decompress", "f16", 8): 26.0,
-    ("decompress", "bf16", 2): 27.0, ("decompress", "bf16", 4): 26.0, ("decompress", "bf16", 8): 26.0,
+    ("decompress", "f16", 2): 22.0, ("decompress", "f16", 4): 21.0, ("decompress", "f16", 8): 21.0,
+    ("decompress", "bf16", 2): 22.0, ("decompress", "bf16", 4): 21.0, ("decompress", "bf16", 8): 21.0,
 }
 
 

@@ -6,7 +6,8 @@
  * signed zeros and a sweep of random fp32 patterns, the twin's software conversions in
  * kernels/codec_core.h give the same bits as hwmodel.h: IEEE 754 rounding (nearest-even, toward
  * -Inf, toward +Inf) as the PTX ISA documents cvt.rn/.rm/.rp.f16.f32, cvt.rn.bf16.f32 and the
- * exact cvt.f32.f16, without .ftz, plus the saturation the kernels add. What it cannot prove: that
+ * exact cvt.f32.f16, without .ftz, plus the saturation the kernels add (after the conversion, or as
+ * a clamp before it). What it cannot prove: that
  * the silicon does what the PTX ISA says. That is the GPU test's job (tests/kernels/gpu-codec.c,
  * byte equality of both twins' buffers and outputs), which no GPU has run yet. */
 #include "codec_core.h"
@@ -39,6 +40,14 @@ static void check_one(float x) {
   }
   if (gs__out_f16(x) != model_out(0, x)) ck_abort_msg("out f16 x=%a", (double)x);
   if (gs__out_bf16(x) != model_out(1, x)) ck_abort_msg("out bf16 x=%a", (double)x);
+  /* The decompress kernel's common path clamps, then converts (gs__out_sat): the same patterns. */
+  for (int fmt = 0; fmt < 2; fmt++) {
+    float top = (float)hm_value(fmt, hm_max(fmt)), c = x < -top ? -top : x > top ? top : x;
+    if (hm_round(fmt, c, 0) != model_out(fmt, x)) ck_abort_msg("clamped fmt %d x=%a", fmt, (double)x);
+    if (gs__out_sat(x, 1u + fmt) != gs__out_finite(x, 1u + fmt))
+      ck_abort_msg("gs__out_sat fmt %d x=%a: %04x vs %04x", fmt, (double)x, gs__out_sat(x, 1u + fmt),
+                   gs__out_finite(x, 1u + fmt));
+  }
   checked++;
 }
 

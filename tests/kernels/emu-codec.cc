@@ -13,6 +13,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(x)
 struct emu_dim3 {
   unsigned x, y, z;
@@ -166,6 +167,45 @@ static void one_case(uint64_t n, unsigned dtype, unsigned bits, uint32_t group, 
   free(src), free(cpu), free(gpu), free(out_cpu), free(out_gpu);
 }
 
+/* Metas no compress of real data writes, planted in a compressed buffer: levels beyond the 16-bit
+ * output's range (saturated), levels whose fp32 value overflows (Inf kept: the kernel's out-of-line
+ * path), a flagged group. Decompress on both twins, compare. */
+static void crafted_metas_case(unsigned dtype, unsigned bits, uint32_t group, uint32_t flags) {
+  static const uint16_t metas[][2] = {
+      {0xc2c8u, 0x447au | GS_FMT_STEP_BF16}, /* -100 + q * 1000: past fp16's 65504 */
+      {0x0000u, 0x7e3cu | GS_FMT_STEP_BF16}, /* q * 6.3e37: Inf from q = 6 */
+      {0xff7fu, 0x7e00u | GS_FMT_STEP_BF16}, /* -3.4e38 + q * 4.3e37 */
+      {0xfbffu, 0x7bffu},                    /* fp16 meta: -65504 + q * 65504 */
+      {0x0000u, GS_FMT_NONFINITE},           /* flagged */
+      {0x3c00u, 0x2e66u},                    /* an ordinary one: 1 + q * 0.1 */
+  };
+  uint64_t n = 1000;
+  gs_codec_params p = {n, (gs_dtype)dtype, bits, group, 7, 11, flags, 0};
+  gs__layout l;
+  if (gs__layout_of(&p, &l) != 0) abort();
+  size_t esz = gs_td_elem_size(dtype), size = l.total;
+  uint8_t *src = (uint8_t *)alloc16(n * esz), *buf = (uint8_t *)alloc16(size);
+  uint8_t *out_cpu = (uint8_t *)malloc(n * esz), *out_gpu = (uint8_t *)alloc16(n * esz + 16);
+  gs_td_fill(src, NULL, n, dtype, GS_TD_NORMAL, 99);
+  gs_compress_cpu(&p, src, buf, 1);
+  for (uint64_t g = 0; g < l.ngroups; g++) {
+    const uint16_t *m = metas[g % (sizeof metas / sizeof *metas)];
+    uint8_t *d = buf + l.meta_off + g * GS_FMT_META_BYTES;
+    d[0] = (uint8_t)m[0], d[1] = (uint8_t)(m[0] >> 8), d[2] = (uint8_t)m[1], d[3] = (uint8_t)(m[1] >> 8);
+  }
+  gs_decompress_cpu(buf, size, out_cpu, &p, 1);
+  memset(out_gpu, 0xCC, n * esz + 16);
+  emu_launch(gs_k_decompress, 2, 64, kparams_of(l, buf, out_gpu, NULL));
+  cases++;
+  if (memcmp(out_gpu, out_cpu, n * esz) != 0 || out_gpu[n * esz] != 0xCC) {
+    size_t i = 0;
+    while (i < n * esz && out_gpu[i] == out_cpu[i]) i++;
+    printf("FAIL crafted metas dtype=%u bits=%u G=%u flags=%u: byte %zu\n", dtype, bits, group, flags, i);
+    failures++;
+  }
+  free(src), free(buf), free(out_cpu), free(out_gpu);
+}
+
 int main(void) {
   static const uint64_t sizes[] = {1, 9, 256, 1000, 5003};
   static const uint32_t groups[] = {32, 64, 96, 256, 512, 2080};
@@ -185,6 +225,12 @@ int main(void) {
         one_case(1000, dtype, bits, 32, 0, 0, input);
         one_case(5003, dtype, bits, 256, 1, 0, input);
         one_case(3000, dtype, bits, 512, 0, GS_CODEC_RELU_MASK, input);
+      }
+  for (unsigned dtype = 0; dtype < 3; dtype++)
+    for (unsigned bits = 2; bits <= 8; bits *= 2)
+      for (uint32_t flags = 0; flags <= GS_CODEC_RELU_MASK; flags += GS_CODEC_RELU_MASK) {
+        crafted_metas_case(dtype, bits, 32, flags);
+        crafted_metas_case(dtype, bits, 256, flags);
       }
   printf("%d emulated cases, %d failures\n", cases, failures);
   return failures ? 1 : 0;
