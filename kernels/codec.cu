@@ -83,9 +83,42 @@ template <int BITS> __device__ __forceinline__ uint64_t gs__load_packed(const ui
   return v;
 }
 
-/* Running min/max and non-finite flag of the first cnt elements of x. */
+/* Where min.NaN/max.NaN exist (sm_80+; and the emulator), min and max carry NaN along, and Inf
+ * and -Inf are extremes anyway: a group holds Inf/NaN exactly when its reduced min or max is not
+ * finite, so the flag is read once per group instead of tested per element (4 instructions per
+ * element fewer than compare-and-select plus a magnitude maximum). -0 and +0 may come out in
+ * another order than on the CPU twin: gs__meta_compute folds -0 first, so the meta is the same. */
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define GS__NAN_MINMAX 1
+__device__ __forceinline__ float gs__min_nan(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  asm("min.NaN.f32 %0, %0, %1;" : "+f"(a) : "f"(b));
+  return a;
+#else
+  return a != a ? a : b != b ? b : a < b ? a : b;
+#endif
+}
+__device__ __forceinline__ float gs__max_nan(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  asm("max.NaN.f32 %0, %0, %1;" : "+f"(a) : "f"(b));
+  return a;
+#else
+  return a != a ? a : b != b ? b : a > b ? a : b;
+#endif
+}
+#else
+#define GS__NAN_MINMAX 0
+#endif
+
+/* Running min/max of the first cnt elements of x, and (without NaN-carrying min/max) the
+ * non-finite flag; with them, gs__warp_reduce sets the flag. */
 __device__ __forceinline__ void gs__minmax8(const float x[8], unsigned cnt, float *mn, float *mx,
                                             int *bad) {
+#if GS__NAN_MINMAX
+  (void)bad;
+  for (unsigned j = 0; j < 8; j++)
+    if (j < cnt) *mn = gs__min_nan(x[j], *mn), *mx = gs__max_nan(x[j], *mx);
+#else
   uint32_t amax = 0; /* largest |x| as bits: Inf and NaN are the patterns >= 0x7f800000 */
   for (unsigned j = 0; j < 8; j++)
     if (j < cnt) {
@@ -95,6 +128,7 @@ __device__ __forceinline__ void gs__minmax8(const float x[8], unsigned cnt, floa
       amax = a > amax ? a : amax;
     }
   *bad |= amax >= 0x7f800000u;
+#endif
 }
 
 /* Min/max/flag over `width` lanes (a power of two; segments of a warp reduce independently), so
@@ -103,10 +137,18 @@ __device__ __forceinline__ void gs__minmax8(const float x[8], unsigned cnt, floa
 __device__ __forceinline__ void gs__warp_reduce(float *mn, float *mx, int *bad, unsigned width) {
   for (unsigned off = width >> 1; off > 0; off >>= 1) {
     float a = __shfl_xor_sync(GS_FULL_MASK, *mn, off), b = __shfl_xor_sync(GS_FULL_MASK, *mx, off);
+#if GS__NAN_MINMAX
+    *mn = gs__min_nan(a, *mn);
+    *mx = gs__max_nan(b, *mx);
+#else
     *bad |= __shfl_xor_sync(GS_FULL_MASK, *bad, off);
     *mn = a < *mn ? a : *mn;
     *mx = b > *mx ? b : *mx;
+#endif
   }
+#if GS__NAN_MINMAX
+  *bad |= gs__nonfinite(*mn) | gs__nonfinite(*mx);
+#endif
 }
 
 /* Levels of 8 elements (cnt exist) packed LSB-first: straight-line for a full chunk. */

@@ -132,7 +132,11 @@ static void one_case(uint64_t n, unsigned dtype, unsigned bits, uint32_t group, 
   uint8_t *gpu = (uint8_t *)alloc16(size + 16);
   uint8_t *out_cpu = (uint8_t *)malloc(n * esz + 1), *out_gpu = (uint8_t *)alloc16(n * esz + 32);
   gs_td_fill(src + off, NULL, n, dtype, (gs_td_kind)((n + bits) % 5), n * 7 + group);
-  if (input == IN_TD && n > 100 && dtype != 3) memset(src + off + (n / 3) * esz, 0xff, esz); /* a NaN */
+  if (input == IN_TD && n > 100 && dtype != 3) {
+    memset(src + off + (n / 3) * esz, 0xff, esz); /* a NaN */
+    static const uint8_t pos_inf[3][4] = {{0, 0, 0x80, 0x7f}, {0, 0x7c}, {0x80, 0x7f}};
+    memcpy(src + off + (2 * n / 3) * esz, pos_inf[dtype], esz); /* and +Inf in another group */
+  }
   if (input != IN_TD) fill_mask_rows(src + off, n, dtype, input);
   int rc = gs_compress_cpu(&p, src + off, cpu, 1);
   uint32_t report = 0x12345u, cpu_count;
