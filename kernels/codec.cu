@@ -271,7 +271,8 @@ template <int DT, int BITS> __device__ void gs__compress_t(const gs__kparams &k)
 struct gs__out8 {
   uint32_t o[8];
 };
-template <int DT, int BITS> __device__ __noinline__ gs__out8 gs__decode_general(uint64_t v, gs__meta m) {
+template <int DT, int BITS>
+__device__ __noinline__ gs__out8 gs__decode_general(uint64_t v, gs__meta m) {
   gs__out8 r;
   uint32_t nan = DT == 0 ? 0x7fc00000u : DT == 1 ? 0x7e00u : 0x7fc0u; /* as gs__out_* give NaN */
   for (unsigned j = 0; j < 8; j++) {

@@ -209,7 +209,8 @@ static unsigned gs__compress_g32x4(gs__job *j, uint64_t g) {
   gs__avx2_minmax_g32x4(x, mn, mx, bad);
   if (gs__put_metas4(j, g, mn, mx, bad, m) != 0) return 0;
   if (p->flags & GS_FMT_FLAG_RELU) gs__emit_signs(j, g * 32, x, 128);
-  gs__avx2_emit_g32x4(x, m, p->seed, p->tensor_id, g * 4, p->bits, j->dst + j->l->data_off + g * 4 * p->bits);
+  uint8_t *out = j->dst + j->l->data_off + g * 4 * p->bits;
+  gs__avx2_emit_g32x4(x, m, p->seed, p->tensor_id, g * 4, p->bits, out);
   return 4;
 }
 
