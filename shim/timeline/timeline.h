@@ -128,7 +128,7 @@ typedef gs_trace_event gs_event;
 _Static_assert(sizeof(gs_event) == 56, "a ring slot is one cache line");
 
 typedef struct gs_ring_slot {
-  uint64_t seq;      /* the position this slot is ready for (see ring.c) */
+  uint64_t seq;      /* the position this slot is ready for, minus its index (see ring.c) */
   gs_event ev;
 } gs_ring_slot;
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -122,6 +123,48 @@ START_TEST(ring_four_writers) {
   ck_assert_uint_eq(gs__ring_pop(&ring, buf, 256), 0); /* nothing left over */
   gs__ring_free(&ring);
   (void)ring_done;
+}
+END_TEST
+
+/* Pages of the ring's slots the kernel holds (mincore). */
+static size_t ring_resident_pages(const gs_ring *r) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), n = ((r->mask + 1) * sizeof(gs_ring_slot) + page - 1) / page;
+  unsigned char *v = malloc(n);
+  ck_assert_ptr_nonnull(v);
+  ck_assert_int_eq(mincore(r->slots, n * page, v), 0);
+  size_t res = 0;
+  for (size_t i = 0; i < n; i++) res += v[i] & 1;
+  free(v);
+  return res;
+}
+
+/* A 4 MiB ring costs resident memory only for the slots it has used, and a reset gives the pages
+ * back: the default ring was written whole at start, 4 MiB of every process's RSS. */
+START_TEST(ring_pages_backed_on_use) {
+  ck_assert_int_eq(gs__ring_init(&ring, 1u << 16), 0);
+  size_t total = (ring.mask + 1) * sizeof(gs_ring_slot) / (size_t)sysconf(_SC_PAGESIZE);
+  ck_assert_uint_eq(ring_resident_pages(&ring), 0);
+  gs_event ev = {0}, out[256];
+  for (uint64_t i = 0; i < 10; i++) {
+    ev.a = i;
+    ck_assert_int_eq(gs__ring_push(&ring, &ev), 0);
+  }
+  ck_assert_uint_eq(gs__ring_pop(&ring, out, 256), 10);
+  ck_assert_uint_le(ring_resident_pages(&ring), 2);
+  uint64_t pushed = 10;
+  while (gs__ring_push(&ring, &ev) == 0) pushed++; /* one lap: every slot written */
+  ck_assert_uint_eq(pushed, 10 + (ring.mask + 1));
+  ck_assert_uint_eq(ring_resident_pages(&ring), total);
+  gs__ring_reset(&ring);
+  ck_assert_uint_eq(ring_resident_pages(&ring), 0);
+  for (uint64_t i = 0; i < 3; i++) {
+    ev.a = 100 + i;
+    ck_assert_int_eq(gs__ring_push(&ring, &ev), 0);
+  }
+  ck_assert_uint_eq(gs__ring_pop(&ring, out, 256), 3);
+  ck_assert_uint_eq(out[0].a, 100);
+  ck_assert_uint_eq(out[2].a, 102);
+  gs__ring_free(&ring);
 }
 END_TEST
 
@@ -545,6 +588,7 @@ static Suite *timeline_suite(void) {
   tcase_add_test(unit, tree_full_cuts_paths);
   tcase_add_test(unit, tree_captures_stack);
   tcase_add_test(unit, ring_full_drops_and_counts);
+  tcase_add_test(unit, ring_pages_backed_on_use);
   tcase_add_test(unit, recorder_peak_matches);
   tcase_add_test(unit, size_bound_respected);
   tcase_add_test(unit, truncated_and_corrupt_traces);
