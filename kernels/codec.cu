@@ -83,12 +83,13 @@ template <int BITS> __device__ __forceinline__ uint64_t gs__load_packed(const ui
   return v;
 }
 
-/* Where min.NaN/max.NaN exist (sm_80+; and the emulator), min and max carry NaN along, and Inf
- * and -Inf are extremes anyway: a group holds Inf/NaN exactly when its reduced min or max is not
- * finite, so the flag is read once per group instead of tested per element (2.3-3 instructions
- * per element fewer in the PTX than compare-and-select plus a magnitude maximum). -0/+0 may come out in
- * another order than on the CPU twin: gs__meta_compute folds -0 first, so the meta is the same. */
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+/* Where min.NaN/max.NaN exist (sm_80+, and the emulator unless GS_EMU_PRE_SM80 makes it play an
+ * older GPU), min and max carry NaN along, and Inf and -Inf are extremes anyway: a group holds
+ * Inf/NaN exactly when its reduced min or max is not finite, so the flag is read once per group
+ * instead of tested per element (2.3-3 instructions per element fewer in the PTX than
+ * compare-and-select plus a magnitude maximum). -0/+0 may come out in another order than on the
+ * CPU twin: gs__meta_compute folds -0 first, so the meta is the same. */
+#if (!defined(__CUDA_ARCH__) && !defined(GS_EMU_PRE_SM80)) || __CUDA_ARCH__ >= 800
 #define GS__NAN_MINMAX 1
 __device__ __forceinline__ float gs__min_nan(float a, float b) {
 #if defined(__CUDA_ARCH__)

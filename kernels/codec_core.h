@@ -211,7 +211,7 @@ GS_HD uint16_t gs__cvt_bf16_rn(float f) {
   unsigned short h;
   asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
   return h;
-#elif defined(GS_CVT_MODEL_BF16)
+#elif defined(GS_CVT_MODEL_BF16) && !defined(GS_EMU_PRE_SM80) /* older GPUs: the integer code */
   return GS_CVT_MODEL_BF16(f, GS_RN);
 #else
   return gs__f32_to_bf16(f, GS_RN);
