@@ -35,15 +35,32 @@ def per_call(fn, items, repeat=5):
         best = min(best, (time.thread_time() - t0) / len(items))
         del out
     return best * 1e6
-small = [torch.randn(16, 16) for _ in range(2000)]
-big = [torch.randn(512, 512) for _ in range(16)]
-r = {"pack kept": per_call(m.pack, small)}
+# Activations, as autograd saves them: outputs of an op on a tensor that requires grad. (Leaves
+# are skipped as parameters: plain torch.randn tensors would time the skip, not the codec.)
+w_small, w_big = torch.randn(16, 16, requires_grad=True), torch.randn(512, 512, requires_grad=True)
+small = [w_small * 1.0 for _ in range(2000)]
+big = [w_big * 1.0 for _ in range(16)]
+def counted(key, fn):
+    before = m.stats()
+    fn()
+    after = m.stats()
+    if key in after["skipped"]:
+        return after["skipped"][key] - before["skipped"][key]
+    return after[key] - before[key]
+r = {}
+n_small = counted("small", lambda: r.__setitem__("pack kept", per_call(m.pack, small)))
 hs = [m.pack(t) for t in small]
 r["pack duplicate"] = per_call(m.pack, small)
 r["unpack kept"] = per_call(m.unpack, hs)
-r["pack 1 MiB @4 bits"] = per_call(m.pack, big)
+n_big = counted("compressed", lambda: r.__setitem__("pack 1 MiB @4 bits", per_call(m.pack, big)))
 hb = [m.pack(t) for t in big]
-r["unpack 1 MiB @4 bits"] = per_call(lambda h: m.unpack(h).sum(), hb) - per_call(lambda t: t.sum(), big)
+# The unpacked tensor dies after .sum(), so every call decodes (a live one would be reused).
+n_dec = counted("unpacked", lambda: r.__setitem__("unpack 1 MiB @4 bits", per_call(lambda h: m.unpack(h).sum(), hb)
+                                                  - per_call(lambda t: t.sum(), big)))
+if n_small != 5 * len(small) or n_big != 5 * len(big) or n_dec != 5 * len(big):
+    sys.exit("hooks bench: the packs/unpacks did not take the measured path (kept as small %d, "
+             "compressed %d, decoded %d; want %d, %d, %d)" % (n_small, n_big, n_dec, 5 * len(small),
+             5 * len(big), 5 * len(big)))
 print(json.dumps(r))
 """
 
