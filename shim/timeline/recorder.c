@@ -507,6 +507,11 @@ void gs__trace_counters(gs_trace_counters *c) {
   c->compactions = gs__r.sink.compactions;
 }
 
+uint64_t gs__trace_queued(void) {
+  uint64_t head = __atomic_load_n(&gs__r.ring.head, __ATOMIC_ACQUIRE);
+  return __atomic_load_n(&gs__r.ring.tail, __ATOMIC_ACQUIRE) - head;
+}
+
 void gs__trace_atfork_child(void) {
   int st = gs__state();
   if (st == GS_ST_OFF) return;

@@ -114,6 +114,8 @@ typedef struct gs_trace_counters {
   uint64_t events, ring_dropped, detail_dropped, samples_merged, file_bytes, compactions;
 } gs_trace_counters;
 void gs__trace_counters(gs_trace_counters *c);
+/* Events queued that the writer has not taken yet; any thread, any time. */
+uint64_t gs__trace_queued(void);
 
 /* The registry observer that puts allocations, frees, category changes and OOMs on the timeline. */
 extern const gs_registry_observer gs__trace_observer;
