@@ -2,11 +2,13 @@
 CASE: dataloader-fork | dataloader-spawn (DataLoader workers that only make data), pool-fork |
 pool-spawn (children that train and report how many saved tensors their own pass packed), exec (a
 non-Python child via subprocess). Prints one JSON line with what it measured."""
+import gc
 import json
 import multiprocessing as mp
 import os
 import subprocess
 import sys
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,26 @@ class Data(torch.utils.data.Dataset):
     def __getitem__(self, i):
         g = torch.Generator().manual_seed(i)
         return torch.randn(128, generator=g), i % 10
+
+
+def finalized_before_exit(fn, *args):
+    """fn(*args), then every semaphore it made finalized before the interpreter exits.
+    A named semaphore's finalizer unlinks it, then tells multiprocessing's resource tracker. It
+    runs in whichever thread drops the last reference or starts a collection; for a Queue's locks
+    that is often its daemon feeder thread, whose frame holds them. If the interpreter exits while
+    that thread is between the two steps, the thread is stopped there, and the tracker warns at
+    its own exit about a "leaked" semaphore that it then fails to unlink (docs/reliability.md):
+    CPython's race, not the shim's. So the cyclic GC is paused (no collection starts in another
+    thread), the feeder threads are waited for, and the garbage is collected in this thread."""
+    gc.disable()
+    try:
+        return fn(*args)
+    finally:
+        for t in threading.enumerate():
+            if t.name == "QueueFeederThread":
+                t.join(60)
+        gc.collect()
+        gc.enable()
 
 
 def dataloader(ctx):
@@ -75,9 +97,9 @@ def execs():
 if __name__ == "__main__":
     case = sys.argv[1]
     if case.startswith("dataloader-"):
-        res = dataloader(case.split("-")[1])
+        res = finalized_before_exit(dataloader, case.split("-")[1])
     elif case.startswith("pool-"):
-        res = pool(case.split("-")[1])
+        res = finalized_before_exit(pool, case.split("-")[1])
     else:
         res = execs()
     print(json.dumps(res), flush=True)
