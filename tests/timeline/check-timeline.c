@@ -184,13 +184,13 @@ END_TEST
 
 /* ---- recorder, sink and report (the format itself: tests/format) ---- */
 
-/* Records a small run with the recorder into path; returns the true peak. */
 /* Until the writer has taken every queued event. A fixed sleep was not enough on a loaded
  * 2-core machine under TSan (18 864 events dropped). */
 static void wait_for_writer(void) {
   for (int i = 0; i < 20000 && gs__trace_queued() != 0; i++) usleep(100);
 }
 
+/* Records a small run with the recorder into path; returns the true peak. */
 static uint64_t record_run(const char *path, uint64_t max_bytes, int iters) {
   gs_trace_options o;
   gs__trace_defaults(&o);
